@@ -1,0 +1,81 @@
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "core/threads.h"
+#include "nn/models.h"
+#include "train/step.h"
+
+namespace mest::app {
+
+CLI::App * add_bench_command(CLI::App & app, BenchArgs & args) {
+    CLI::App * cmd = app.add_subcommand(
+        "bench", "Time training steps (forward, loss, backward, SGD) on random data, like anchors/torch_step.py");
+    cmd->add_option("--model", args.model, "Model")->capture_default_str();
+    cmd->add_option("--batch", args.batch, "Batch size")->capture_default_str();
+    cmd->add_option("--threads", args.threads, "Worker threads")->capture_default_str();
+    cmd->add_option("--input", args.input, "Input CxHxW")->capture_default_str();
+    cmd->add_option("--classes", args.classes, "Classes")->capture_default_str();
+    cmd->add_option("--steps", args.steps, "Timed steps")->capture_default_str();
+    cmd->add_option("--warmup", args.warmup, "Untimed warm-up steps")->capture_default_str();
+    cmd->add_flag("--json", args.json, "Print one JSON line");
+    return cmd;
+}
+
+int run_bench(const BenchArgs & args) {
+    set_num_threads(args.threads);
+    int c = 0, h = 0, w = 0;
+    MEST_INPUT_CHECK(std::sscanf(args.input.c_str(), "%dx%dx%d", &c, &h, &w) == 3 && c > 0 && h > 0 && w > 0)
+        << "--input: expected CxHxW, got '" << args.input << "'";
+    MEST_INPUT_CHECK(args.batch >= 1 && args.steps >= 1 && args.warmup >= 0) << "--batch/--steps/--warmup out of range";
+    auto model = nn::build_model<float>(args.model, nn::InputSpec{c, h, w, args.classes});
+    Rng rng(0);
+    model->initialize(rng);
+    std::vector<nn::Parameter<float> *> params;
+    model->collect_parameters(params);
+    optim::Sgd<float> sgd(params, optim::SgdConfig{0.9, 1e-4, false});
+    nn::SoftmaxCrossEntropy<float> loss;
+    Tensor<float> images(Shape{args.batch, c, h, w}, MemCategory::kData);
+    for (auto & v : images.span()) v = static_cast<float>(rng.normal());
+    std::vector<int32_t> labels(static_cast<std::size_t>(args.batch));
+    for (auto & l : labels) l = static_cast<int32_t>(rng.below(static_cast<uint64_t>(args.classes)));
+
+    std::vector<double> times;
+    for (int i = 0; i < args.warmup + args.steps; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        train::train_step(*model, loss, sgd, images, labels, 0.1);
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        if (i >= args.warmup) times.push_back(ms);
+    }
+    std::sort(times.begin(), times.end());
+    const double median = times.size() % 2 ? times[times.size() / 2]
+                                           : 0.5 * (times[times.size() / 2 - 1] + times[times.size() / 2]);
+    const auto snap = MemoryLedger::instance().snapshot();
+    nlohmann::json ledger = nlohmann::json::object();
+    for (int i = 0; i < kMemCategoryCount; ++i)
+        ledger[mem_category_name(static_cast<MemCategory>(i))] = static_cast<double>(snap.peak[i]) / (1 << 20);
+    const nlohmann::json j{{"framework", std::string("mest ") + MEST_VERSION},
+                           {"model", args.model},
+                           {"batch", args.batch},
+                           {"threads", args.threads},
+                           {"input", args.input},
+                           {"step_ms_median", median},
+                           {"step_ms_min", times.front()},
+                           {"step_ms_max", times.back()},
+                           {"images_per_s", args.batch * 1000.0 / median},
+                           {"peak_rss_mb", static_cast<double>(process_peak_rss_bytes()) / (1 << 20)},
+                           {"ledger_peak_mb", ledger}};
+    if (args.json) {
+        std::printf("%s\n", j.dump().c_str());
+    } else {
+        std::printf("%s batch %d, %d threads: step median %.2f ms (min %.2f, max %.2f), %.1f img/s, peak RSS %.1f MB\n",
+                    args.model.c_str(), args.batch, args.threads, median, times.front(), times.back(),
+                    args.batch * 1000.0 / median, static_cast<double>(process_peak_rss_bytes()) / (1 << 20));
+        std::printf("ledger peaks (MB): %s\n", ledger.dump().c_str());
+    }
+    return 0;
+}
+
+}  // namespace mest::app

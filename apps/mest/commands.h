@@ -1,0 +1,36 @@
+// The subcommands of the mest CLI: flag definitions and the code that runs each one.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "train/config.h"
+
+namespace mest::app {
+
+struct TrainArgs {
+    train::TrainConfig config;
+    std::string config_file;
+    bool resume = false, force = false, quiet = false;
+};
+CLI::App * add_train_command(CLI::App & app, TrainArgs & args);
+int run_train(const CLI::App & cmd, TrainArgs & args);
+
+struct EvalArgs {
+    std::string checkpoint, data, data_dir;
+    int threads = 2, batch_size = 256;
+    int64_t limit_test = 0;
+    bool json = false;
+};
+CLI::App * add_eval_command(CLI::App & app, EvalArgs & args);
+int run_eval(const EvalArgs & args);
+
+struct BenchArgs {
+    std::string model = "resnet32";
+    int batch = 64, threads = 2, steps = 20, warmup = 3, classes = 10;
+    std::string input = "3x32x32";
+    bool json = false;
+};
+CLI::App * add_bench_command(CLI::App & app, BenchArgs & args);
+int run_bench(const BenchArgs & args);
+
+}  // namespace mest::app

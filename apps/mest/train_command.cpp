@@ -1,0 +1,75 @@
+#include <cstdio>
+#include <fstream>
+
+#include "commands.h"
+#include "core/error.h"
+#include "train/trainer.h"
+
+namespace mest::app {
+
+CLI::App * add_train_command(CLI::App & app, TrainArgs & args) {
+    auto & c = args.config;
+    CLI::App * cmd = app.add_subcommand("train", "Train a model and write a run directory (config.json, metrics.jsonl, "
+                                                 "checkpoints `last` and `best`)");
+    cmd->add_option("--data", c.data, "Dataset: fashion-mnist, mnist, cifar10, cifar100")->capture_default_str();
+    cmd->add_option("--data-dir", c.data_dir, "Directory of the dataset files (default: the Debian package's)");
+    cmd->add_option("--model", c.model, "Model: resnet20, resnet32, resnet56, resnet32w2, vgg19, lenet5")
+        ->capture_default_str();
+    cmd->add_option("--epochs", c.epochs, "Training epochs")->capture_default_str();
+    cmd->add_option("--batch-size", c.batch_size, "Examples per step")->capture_default_str();
+    cmd->add_option("--lr", c.lr, "Peak learning rate")->capture_default_str();
+    cmd->add_option("--lr-min", c.lr_min, "Final learning rate of the cosine schedule")->capture_default_str();
+    cmd->add_option("--momentum", c.momentum, "SGD momentum")->capture_default_str();
+    cmd->add_flag("--nesterov", c.nesterov, "Nesterov momentum");
+    cmd->add_option("--weight-decay", c.weight_decay, "L2 weight decay (all parameters)")->capture_default_str();
+    cmd->add_option("--schedule", c.schedule, "Learning-rate schedule: cosine (per step) or step (x0.1 at 50% and 75%)")
+        ->capture_default_str();
+    cmd->add_option("--warmup-epochs", c.warmup_epochs, "Linear warm-up length in epochs")->capture_default_str();
+    cmd->add_option("--seed", c.seed, "Seed of every random choice (same seed + threads = same run)")
+        ->capture_default_str();
+    cmd->add_option("--threads", c.threads, "Worker threads")->capture_default_str();
+    cmd->add_option("--limit-train", c.limit_train, "Train on the first N examples only (0 = all)")
+        ->capture_default_str();
+    cmd->add_option("--limit-test", c.limit_test, "Evaluate on the first N test examples only (0 = all)")
+        ->capture_default_str();
+    cmd->add_option("--augment-pad", c.augment_pad, "Random-crop padding in pixels (-1: 2 for 28x28, 4 for 32x32)")
+        ->capture_default_str();
+    cmd->add_option("--augment-flip", c.augment_flip, "Random horizontal flips (true/false)")->capture_default_str();
+    cmd->add_option("--eval-every", c.eval_every, "Evaluate on the test set every N epochs")->capture_default_str();
+    cmd->add_option("--out", c.out, "Run directory")->required();
+    cmd->add_option("--config", args.config_file, "JSON file of settings (keys = flag names); flags override it");
+    cmd->add_flag("--resume", args.resume, "Continue the run in --out from its `last` checkpoint");
+    cmd->add_flag("--force", args.force, "Replace a run that already exists in --out");
+    cmd->add_flag("--quiet", args.quiet, "No progress bar");
+    return cmd;
+}
+
+int run_train(const CLI::App & cmd, TrainArgs & args) {
+    train::TrainConfig config = args.config;
+    if (!args.config_file.empty()) {
+        std::ifstream in(args.config_file);
+        MEST_INPUT_CHECK(in.good()) << "--config: cannot open " << args.config_file;
+        nlohmann::json file;
+        try {
+            file = nlohmann::json::parse(in);
+        } catch (const nlohmann::json::exception & e) {
+            MEST_FAIL_INPUT() << "--config: " << args.config_file << " is not valid JSON (" << e.what() << ")";
+        }
+        // The file replaces the defaults; flags given on the command line replace the file.
+        nlohmann::json merged = train::to_json(train::config_from_json(file, train::TrainConfig{}, args.config_file));
+        const nlohmann::json from_cli = train::to_json(args.config);
+        for (const CLI::Option * opt : cmd.get_options()) {
+            const std::string key = opt->get_lnames().empty() ? "" : opt->get_lnames().front();
+            if (opt->count() > 0 && from_cli.contains(key)) merged[key] = from_cli[key];
+        }
+        config = train::config_from_json(merged, train::TrainConfig{}, args.config_file);
+    }
+    train::RunOptions options;
+    options.resume = args.resume;
+    options.force = args.force;
+    options.progress = !args.quiet;
+    train::run_training(config, options);
+    return 0;
+}
+
+}  // namespace mest::app

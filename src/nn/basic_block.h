@@ -1,0 +1,47 @@
+// CIFAR ResNet basic block: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).
+// Shortcut: identity, option A (subsample by 2 and zero-pad channels, He et al. 2016) or option B
+// (1x1 conv + BN, the GraSP/MEST wide ResNet-32). The add and final ReLU are fused into one pass
+// that writes over the bn2 output, so the block keeps four activation tensors, not six.
+#pragma once
+#include "nn/batchnorm2d.h"
+#include "nn/conv2d.h"
+
+namespace mest::nn {
+
+enum class ShortcutKind { kIdentity, kPadSubsample, kConvBn };
+
+template <typename T>
+class BasicBlock : public Module<T> {
+public:
+    BasicBlock(std::string name, int64_t in_channels, int64_t out_channels, int64_t stride, bool conv_shortcut);
+
+    Tensor<T> forward(const Tensor<T> & x, bool training) override;
+    Tensor<T> backward(const Tensor<T> & dy) override;
+    void collect_parameters(std::vector<Parameter<T> *> & out) override;
+    void collect_state(std::vector<StateTensor<T>> & out) override;
+    void initialize(Rng & rng) override;
+    void release_saved() override;
+    void set_input_grad_required(bool required) override;
+    Shape output_shape(const Shape & input) const override { return conv1_.output_shape(input); }
+
+    Conv2d<T> & conv1() { return conv1_; }
+    Conv2d<T> & conv2() { return conv2_; }
+    ShortcutKind shortcut_kind() const { return shortcut_; }
+
+private:
+    Tensor<T> pad_subsample_forward(const Tensor<T> & x) const;
+    Tensor<T> pad_subsample_backward(const Tensor<T> & dy) const;
+
+    int64_t in_channels_, out_channels_, stride_;
+    ShortcutKind shortcut_;
+    Conv2d<T> conv1_;
+    BatchNorm2d<T> bn1_;
+    Conv2d<T> conv2_;
+    BatchNorm2d<T> bn2_;
+    std::unique_ptr<Conv2d<T>> short_conv_;
+    std::unique_ptr<BatchNorm2d<T>> short_bn_;
+    Shape input_shape_;
+    Tensor<T> saved_output_;  // relu(sum): its sign is the ReLU mask for backward
+};
+
+}  // namespace mest::nn

@@ -1,0 +1,141 @@
+#include "nn/batchnorm2d.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "nn/norm_act_ops.h"
+
+namespace mest::nn {
+
+template <typename T>
+BatchNorm2d<T>::BatchNorm2d(std::string name, int64_t channels, bool fused_relu, double momentum, double eps)
+    : Module<T>(name),
+      channels_(channels),
+      fused_relu_(fused_relu),
+      momentum_(momentum),
+      eps_(eps),
+      gamma_(name + ".weight", Shape{channels}, static_cast<std::size_t>(channels), true),
+      beta_(name + ".bias", Shape{channels}, static_cast<std::size_t>(channels), true),
+      running_mean_(static_cast<std::size_t>(channels), MemCategory::kParameters, true),
+      running_var_(static_cast<std::size_t>(channels), MemCategory::kParameters) {
+    Rng unused(0);
+    initialize(unused);
+}
+
+template <typename T>
+void BatchNorm2d<T>::initialize(Rng &) {
+    gamma_.value.fill(T(1));
+    beta_.value.fill(T(0));
+    running_mean_.fill(T(0));
+    running_var_.fill(T(1));
+}
+
+template <typename T>
+void BatchNorm2d<T>::release_saved() {
+    saved_input_ = Tensor<T>();
+    saved_output_ = Tensor<T>();
+}
+
+// Splits the per-channel loops over threads; a chunk of channels keeps its planes in one thread.
+template <typename T>
+Tensor<T> BatchNorm2d<T>::forward(const Tensor<T> & x, bool training) {
+    MEST_CHECK(x.shape().rank == 4 && x.dim(1) == channels_) << this->name_ << ": input " << x.shape().str();
+    const int64_t n_batch = x.dim(0), plane = x.dim(2) * x.dim(3), count = n_batch * plane;
+    Tensor<T> y(x.shape(), MemCategory::kActivations);
+    batch_mean_.assign(channels_, 0.0);
+    batch_inv_std_.assign(channels_, 0.0);
+    const T * src = x.data();
+    T * dst = y.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < channels_; ++c) {
+        double mean, var;
+        if (training) {
+            double sums[2] = {0.0, 0.0};
+            for (int64_t n = 0; n < n_batch; ++n) ops::plane_sums(src + (n * channels_ + c) * plane, plane, sums);
+            mean = sums[0] / static_cast<double>(count);
+            var = std::max(0.0, sums[1] / static_cast<double>(count) - mean * mean);
+            const double unbiased = count > 1 ? var * static_cast<double>(count) / static_cast<double>(count - 1) : var;
+            running_mean_[c] = static_cast<T>((1 - momentum_) * running_mean_[c] + momentum_ * mean);
+            running_var_[c] = static_cast<T>((1 - momentum_) * running_var_[c] + momentum_ * unbiased);
+        } else {
+            mean = running_mean_[c];
+            var = running_var_[c];
+        }
+        const double inv_std = 1.0 / std::sqrt(var + eps_);
+        batch_mean_[c] = mean;
+        batch_inv_std_[c] = inv_std;
+        const T scale = static_cast<T>(gamma_.value[c] * inv_std);
+        const T shift = static_cast<T>(beta_.value[c] - mean * gamma_.value[c] * inv_std);
+        for (int64_t n = 0; n < n_batch; ++n) {
+            const int64_t base = (n * channels_ + c) * plane;
+            ops::scale_shift(src + base, plane, scale, shift, fused_relu_, dst + base);
+        }
+    }
+    if (training) {
+        saved_input_ = x;
+        saved_output_ = fused_relu_ ? y : Tensor<T>();
+    } else {
+        release_saved();
+    }
+    return y;
+}
+
+template <typename T>
+Tensor<T> BatchNorm2d<T>::backward(const Tensor<T> & dy) {
+    return backward_masked(dy, fused_relu_ ? &saved_output_ : nullptr);
+}
+
+// With g' the (ReLU-masked) output gradient and xhat = (x - mean) * inv_std:
+//   dgamma = sum(g' xhat), dbeta = sum(g'),
+//   dx = gamma inv_std g' - gamma inv_std^2 dgamma (x - mean) / M - gamma inv_std dbeta / M.
+template <typename T>
+Tensor<T> BatchNorm2d<T>::backward_masked(const Tensor<T> & dy, const Tensor<T> * relu_output) {
+    MEST_CHECK(!saved_input_.empty()) << this->name_ << ": backward without a training forward";
+    MEST_CHECK(dy.shape() == saved_input_.shape()) << this->name_ << ": dy " << dy.shape().str();
+    const int64_t n_batch = dy.dim(0), plane = dy.dim(2) * dy.dim(3), count = n_batch * plane;
+    Tensor<T> dx(dy.shape(), MemCategory::kActivations);
+    const T * x = saved_input_.data();
+    const T * g = dy.data();
+    const T * mask = relu_output ? relu_output->data() : nullptr;
+    T * out = dx.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < channels_; ++c) {
+        const T mean = static_cast<T>(batch_mean_[c]);
+        const double inv_std = batch_inv_std_[c];
+        double sums[2] = {0.0, 0.0};
+        for (int64_t n = 0; n < n_batch; ++n) {
+            const int64_t base = (n * channels_ + c) * plane;
+            ops::bn_backward_sums(g + base, x + base, mask ? mask + base : nullptr, plane, mean, sums);
+        }
+        const double dgamma = sums[1] * inv_std, dbeta = sums[0];
+        gamma_.grad[c] = static_cast<T>(dgamma);
+        beta_.grad[c] = static_cast<T>(dbeta);
+        const double gamma_inv_std = static_cast<double>(gamma_.value[c]) * inv_std;
+        const T a = static_cast<T>(gamma_inv_std);
+        const T b = static_cast<T>(-gamma_inv_std * inv_std * dgamma / static_cast<double>(count));
+        const T k = static_cast<T>(-gamma_inv_std * dbeta / static_cast<double>(count));
+        for (int64_t n = 0; n < n_batch; ++n) {
+            const int64_t base = (n * channels_ + c) * plane;
+            ops::bn_backward_apply(g + base, x + base, mask ? mask + base : nullptr, plane, mean, a, b, k, out + base);
+        }
+    }
+    release_saved();
+    return dx;
+}
+
+template <typename T>
+void BatchNorm2d<T>::collect_parameters(std::vector<Parameter<T> *> & out) {
+    out.push_back(&gamma_);
+    out.push_back(&beta_);
+}
+
+template <typename T>
+void BatchNorm2d<T>::collect_state(std::vector<StateTensor<T>> & out) {
+    out.push_back({this->name_ + ".running_mean", &running_mean_});
+    out.push_back({this->name_ + ".running_var", &running_var_});
+}
+
+template class BatchNorm2d<float>;
+template class BatchNorm2d<double>;
+
+}  // namespace mest::nn

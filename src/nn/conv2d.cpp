@@ -1,0 +1,114 @@
+#include "nn/conv2d.h"
+
+#include <cmath>
+#include <type_traits>
+
+#include "kernels/conv_reference.h"
+
+namespace mest::nn {
+
+template <typename T>
+Conv2d<T>::Conv2d(std::string name, const Conv2dConfig & config)
+    : Module<T>(name),
+      config_(config),
+      weight_(name + ".weight", Shape{config.out_channels, config.in_channels, config.kernel, config.kernel},
+              static_cast<std::size_t>(config.out_channels * config.in_channels * config.kernel * config.kernel),
+              true) {
+    MEST_CHECK(config.in_channels > 0 && config.out_channels > 0 && config.kernel > 0 && config.stride > 0)
+        << name;
+    if (config.bias) {
+        bias_ = std::make_unique<Parameter<T>>(name + ".bias", Shape{config.out_channels},
+                                               static_cast<std::size_t>(config.out_channels), true);
+    }
+}
+
+template <typename T>
+void Conv2d<T>::initialize(Rng & rng) {
+    // Kaiming normal, fan_out, ReLU gain: the init of the MEST / GraSP CIFAR ResNets.
+    const double fan_out = static_cast<double>(config_.out_channels * config_.kernel * config_.kernel);
+    const double stddev = std::sqrt(2.0 / fan_out);
+    for (auto & w : weight_.value.span()) w = static_cast<T>(rng.normal() * stddev);
+    if (bias_) bias_->value.fill(T(0));
+}
+
+template <typename T>
+kernels::ConvGeometry Conv2d<T>::geometry_for(const Shape & input) const {
+    MEST_CHECK(input.rank == 4 && input[1] == config_.in_channels)
+        << this->name_ << " expects [N," << config_.in_channels << ",H,W], got " << input.str();
+    kernels::ConvGeometry g;
+    g.batch = input[0];
+    g.in_channels = input[1];
+    g.in_height = input[2];
+    g.in_width = input[3];
+    g.out_channels = config_.out_channels;
+    g.kernel_h = g.kernel_w = config_.kernel;
+    g.stride = config_.stride;
+    g.pad = config_.pad;
+    MEST_CHECK(g.out_height() > 0 && g.out_width() > 0) << this->name_ << ": input " << input.str() << " too small";
+    return g;
+}
+
+template <typename T>
+Shape Conv2d<T>::output_shape(const Shape & input) const {
+    const auto g = geometry_for(input);
+    return Shape{g.batch, g.out_channels, g.out_height(), g.out_width()};
+}
+
+template <typename T>
+bool Conv2d<T>::use_dnnl() const {
+    return std::is_same_v<T, float> && backend_ == ConvBackend::kAuto;
+}
+
+template <typename T>
+Tensor<T> Conv2d<T>::forward(const Tensor<T> & x, bool training) {
+    const auto g = geometry_for(x.shape());
+    Tensor<T> y(output_shape(x.shape()), MemCategory::kActivations);
+    const T * bias = bias_ ? bias_->value.data() : nullptr;
+    if constexpr (std::is_same_v<T, float>) {
+        if (use_dnnl()) {
+            if (!dnnl_ || !(dnnl_->geometry() == g)) dnnl_ = std::make_unique<kernels::DnnlConv2d>(g, bias_ != nullptr);
+            dnnl_->forward(x.data(), weight_.value.data(), bias, y.data());
+        } else {
+            kernels::conv2d_forward_reference(g, x.data(), weight_.value.data(), bias, y.data());
+        }
+    } else {
+        kernels::conv2d_forward_reference(g, x.data(), weight_.value.data(), bias, y.data());
+    }
+    saved_input_ = training ? x : Tensor<T>();
+    return y;
+}
+
+template <typename T>
+Tensor<T> Conv2d<T>::backward(const Tensor<T> & dy) {
+    MEST_CHECK(!saved_input_.empty()) << this->name_ << ": backward without a training forward";
+    const auto g = geometry_for(saved_input_.shape());
+    MEST_CHECK(dy.shape() == output_shape(saved_input_.shape())) << this->name_ << ": dy " << dy.shape().str();
+    T * dbias = bias_ ? bias_->grad.data() : nullptr;
+    Tensor<T> dx;
+    if (this->input_grad_required_) dx = Tensor<T>(saved_input_.shape(), MemCategory::kActivations);
+    bool done = false;
+    if constexpr (std::is_same_v<T, float>) {
+        if (use_dnnl()) {
+            dnnl_->backward_weights(saved_input_.data(), dy.data(), weight_.grad.data(), dbias);
+            if (!dx.empty()) dnnl_->backward_data(dy.data(), weight_.value.data(), dx.data());
+            done = true;
+        }
+    }
+    if (!done) {
+        kernels::conv2d_backward_weights_reference(g, saved_input_.data(), dy.data(), weight_.grad.data(), dbias);
+        if (!dx.empty()) kernels::conv2d_backward_data_reference(g, dy.data(), weight_.value.data(), dx.data());
+    }
+    saved_input_ = Tensor<T>();
+    return dx;
+}
+
+template <typename T>
+void Conv2d<T>::collect_parameters(std::vector<Parameter<T> *> & out) {
+    out.push_back(&weight_);
+    if (bias_) out.push_back(bias_.get());
+}
+
+template class Conv2d<float>;
+template class Conv2d<double>;
+
+}  // namespace mest::nn

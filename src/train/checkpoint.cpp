@@ -1,0 +1,162 @@
+#include "train/checkpoint.h"
+
+#include <zlib.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "core/error.h"
+
+namespace mest::train {
+
+namespace {
+
+constexpr char kMagic[8] = {'M', 'E', 'S', 'T', 'C', 'K', 'P', 'T'};
+constexpr uint32_t kVersion = 1;
+
+struct Entry {
+    std::string name;
+    const float * data;
+    float * dest;
+    std::size_t count;
+};
+
+std::vector<Entry> entries(const ModelTensors & t, bool with_optimizer_state) {
+    std::vector<Entry> out;
+    for (auto * p : t.params) {
+        out.push_back({p->name, p->value.data(), p->value.data(), p->size()});
+        if (!with_optimizer_state) continue;
+        for (std::size_t s = 0; s < p->state.size(); ++s) {
+            out.push_back({p->name + ".state" + std::to_string(s), p->state[s].data(), p->state[s].data(),
+                           p->state[s].size()});
+        }
+    }
+    for (const auto & st : t.states) out.push_back({st.name, st.values->data(), st.values->data(), st.values->size()});
+    return out;
+}
+
+void append(std::string & out, const void * data, std::size_t bytes) {
+    out.append(static_cast<const char *>(data), bytes);
+}
+
+struct Parsed {
+    nlohmann::json header;
+    std::string payload;
+};
+
+Parsed parse(const std::string & path) {
+    std::ifstream in(path, std::ios::binary);
+    MEST_INPUT_CHECK(in.good()) << "checkpoint " << path << ": cannot open (" << std::strerror(errno) << ")";
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::size_t fixed = sizeof kMagic + sizeof(uint32_t) + sizeof(uint64_t);
+    MEST_INPUT_CHECK(bytes.size() >= fixed + sizeof(uint32_t) && std::memcmp(bytes.data(), kMagic, 8) == 0)
+        << "checkpoint " << path << ": not a mest checkpoint (bad magic or too short)";
+    uint32_t crc_stored;
+    std::memcpy(&crc_stored, bytes.data() + bytes.size() - 4, 4);
+    const uint32_t crc = static_cast<uint32_t>(
+        crc32(0L, reinterpret_cast<const Bytef *>(bytes.data()), static_cast<uInt>(bytes.size() - 4)));
+    MEST_INPUT_CHECK(crc == crc_stored) << "checkpoint " << path << ": checksum mismatch (file is corrupt or truncated)";
+    uint32_t version;
+    uint64_t header_len;
+    std::memcpy(&version, bytes.data() + 8, 4);
+    std::memcpy(&header_len, bytes.data() + 12, 8);
+    MEST_INPUT_CHECK(version == kVersion) << "checkpoint " << path << ": version " << version << ", expected "
+                                          << kVersion;
+    MEST_INPUT_CHECK(header_len <= bytes.size() - fixed - 4) << "checkpoint " << path << ": bad header length";
+    Parsed p;
+    try {
+        p.header = nlohmann::json::parse(bytes.substr(fixed, header_len));
+    } catch (const nlohmann::json::exception & e) {
+        MEST_FAIL_INPUT() << "checkpoint " << path << ": bad header JSON (" << e.what() << ")";
+    }
+    p.payload = bytes.substr(fixed + header_len, bytes.size() - fixed - header_len - 4);
+    return p;
+}
+
+}  // namespace
+
+ModelTensors model_tensors(nn::Module<float> & model) {
+    ModelTensors t;
+    model.collect_parameters(t.params);
+    model.collect_state(t.states);
+    return t;
+}
+
+void save_checkpoint(const std::string & path, const CheckpointMeta & meta, const ModelTensors & tensors) {
+    const auto list = entries(tensors, true);
+    nlohmann::json table = nlohmann::json::array();
+    std::size_t offset = 0;
+    for (const auto & e : list) {
+        table.push_back({{"name", e.name}, {"offset", offset}, {"count", e.count}});
+        offset += e.count * sizeof(float);
+    }
+    const nlohmann::json header{{"config", meta.config},         {"epoch", meta.epoch},
+                                {"iteration", meta.iteration},   {"test_acc", meta.test_acc},
+                                {"best_test_acc", meta.best_test_acc}, {"tensors", table}};
+    const std::string header_text = header.dump();
+    std::string bytes;
+    bytes.reserve(32 + header_text.size() + offset);
+    append(bytes, kMagic, sizeof kMagic);
+    append(bytes, &kVersion, sizeof kVersion);
+    const uint64_t header_len = header_text.size();
+    append(bytes, &header_len, sizeof header_len);
+    bytes += header_text;
+    for (const auto & e : list) append(bytes, e.data, e.count * sizeof(float));
+    const uint32_t crc =
+        static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef *>(bytes.data()), static_cast<uInt>(bytes.size())));
+    append(bytes, &crc, sizeof crc);
+
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        MEST_INPUT_CHECK(out.good()) << "checkpoint " << tmp << ": cannot write (" << std::strerror(errno) << ")";
+        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+        out.flush();
+        MEST_INPUT_CHECK(out.good()) << "checkpoint " << tmp << ": write failed (disk full?)";
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    MEST_INPUT_CHECK(!ec) << "checkpoint " << path << ": rename failed (" << ec.message() << ")";
+}
+
+CheckpointMeta read_checkpoint_meta(const std::string & path) {
+    const Parsed p = parse(path);
+    CheckpointMeta meta;
+    try {
+        meta.config = p.header.at("config");
+        meta.epoch = p.header.at("epoch").get<int>();
+        meta.iteration = p.header.at("iteration").get<int64_t>();
+        meta.test_acc = p.header.at("test_acc").get<double>();
+        meta.best_test_acc = p.header.at("best_test_acc").get<double>();
+    } catch (const nlohmann::json::exception & e) {
+        MEST_FAIL_INPUT() << "checkpoint " << path << ": incomplete header (" << e.what() << ")";
+    }
+    return meta;
+}
+
+void load_checkpoint(const std::string & path, const ModelTensors & tensors, bool with_optimizer_state) {
+    const Parsed p = parse(path);
+    std::map<std::string, std::pair<std::size_t, std::size_t>> table;  // name -> (offset, count)
+    try {
+        for (const auto & t : p.header.at("tensors"))
+            table[t.at("name").get<std::string>()] = {t.at("offset").get<std::size_t>(), t.at("count").get<std::size_t>()};
+    } catch (const nlohmann::json::exception & e) {
+        MEST_FAIL_INPUT() << "checkpoint " << path << ": bad tensor table (" << e.what() << ")";
+    }
+    for (const auto & e : entries(tensors, with_optimizer_state)) {
+        auto it = table.find(e.name);
+        MEST_INPUT_CHECK(it != table.end()) << "checkpoint " << path << ": missing tensor '" << e.name
+                                            << "' (checkpoint of another model?)";
+        const auto [offset, count] = it->second;
+        MEST_INPUT_CHECK(count == e.count) << "checkpoint " << path << ": tensor '" << e.name << "' has " << count
+                                           << " values, the model expects " << e.count;
+        MEST_INPUT_CHECK(offset + count * sizeof(float) <= p.payload.size())
+            << "checkpoint " << path << ": tensor '" << e.name << "' runs past the end of the file";
+        std::memcpy(e.dest, p.payload.data() + offset, count * sizeof(float));
+    }
+}
+
+}  // namespace mest::train

@@ -1,0 +1,35 @@
+// Checkpoint files: "MESTCKPT", a version, a JSON header (run config, progress, tensor table), the
+// raw fp32 payload and a CRC-32 trailer. Written to a temporary file and renamed, so a crash never
+// leaves a half-written checkpoint under the final name.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "nn/module.h"
+
+namespace mest::train {
+
+struct CheckpointMeta {
+    nlohmann::json config;   // the run's resolved TrainConfig
+    int epoch = 0;           // epochs completed
+    int64_t iteration = 0;   // optimizer steps taken
+    double test_acc = 0.0;
+    double best_test_acc = 0.0;
+};
+
+struct ModelTensors {
+    std::vector<nn::Parameter<float> *> params;
+    std::vector<nn::StateTensor<float>> states;
+};
+
+ModelTensors model_tensors(nn::Module<float> & model);
+
+void save_checkpoint(const std::string & path, const CheckpointMeta & meta, const ModelTensors & tensors);
+CheckpointMeta read_checkpoint_meta(const std::string & path);
+// Restores every tensor by name; every tensor of the model must be present with its size. The
+// optimizer state is restored when `with_optimizer_state` (resume), skipped otherwise (evaluation).
+void load_checkpoint(const std::string & path, const ModelTensors & tensors, bool with_optimizer_state);
+
+}  // namespace mest::train

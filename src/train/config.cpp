@@ -1,0 +1,107 @@
+#include "train/config.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "data/dataset.h"
+#include "nn/models.h"
+
+namespace mest::train {
+
+namespace {
+
+// One table drives both directions so a new field cannot be serialised but not parsed.
+template <typename Fn>
+void for_each_field(TrainConfig & c, Fn && fn) {
+    fn("data", c.data);
+    fn("data-dir", c.data_dir);
+    fn("model", c.model);
+    fn("epochs", c.epochs);
+    fn("batch-size", c.batch_size);
+    fn("lr", c.lr);
+    fn("lr-min", c.lr_min);
+    fn("momentum", c.momentum);
+    fn("nesterov", c.nesterov);
+    fn("weight-decay", c.weight_decay);
+    fn("schedule", c.schedule);
+    fn("warmup-epochs", c.warmup_epochs);
+    fn("seed", c.seed);
+    fn("threads", c.threads);
+    fn("limit-train", c.limit_train);
+    fn("limit-test", c.limit_test);
+    fn("augment-pad", c.augment_pad);
+    fn("augment-flip", c.augment_flip);
+    fn("out", c.out);
+    fn("eval-every", c.eval_every);
+}
+
+bool contains(const std::vector<std::string> & names, const std::string & value) {
+    for (const auto & n : names)
+        if (n == value) return true;
+    return false;
+}
+
+std::string join(const std::vector<std::string> & names) {
+    std::string s;
+    for (const auto & n : names) s += (s.empty() ? "" : ", ") + n;
+    return s;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const TrainConfig & config) {
+    nlohmann::json j = nlohmann::json::object();
+    TrainConfig copy = config;
+    for_each_field(copy, [&](const char * key, auto & value) { j[key] = value; });
+    return j;
+}
+
+TrainConfig config_from_json(const nlohmann::json & j, const TrainConfig & base, const std::string & source) {
+    MEST_INPUT_CHECK(j.is_object()) << source << ": expected a JSON object";
+    TrainConfig c = base;
+    std::vector<std::string> known;
+    for_each_field(c, [&](const char * key, auto & value) {
+        known.emplace_back(key);
+        if (!j.contains(key)) return;
+        try {
+            j.at(key).get_to(value);
+        } catch (const nlohmann::json::exception &) {
+            MEST_FAIL_INPUT() << source << ": key '" << key << "' has the wrong type (" << j.at(key).type_name()
+                              << ")";
+        }
+    });
+    for (const auto & [key, value] : j.items()) {
+        (void)value;
+        MEST_INPUT_CHECK(contains(known, key)) << source << ": unknown key '" << key << "'";
+    }
+    return c;
+}
+
+void validate(const TrainConfig & c) {
+    MEST_INPUT_CHECK(contains(data::dataset_names(), c.data))
+        << "--data: unknown dataset '" << c.data << "' (valid: " << join(data::dataset_names()) << ")";
+    MEST_INPUT_CHECK(contains(nn::model_names(), c.model))
+        << "--model: unknown model '" << c.model << "' (valid: " << join(nn::model_names()) << ")";
+    MEST_INPUT_CHECK(c.epochs >= 1 && c.epochs <= 100000) << "--epochs must be in [1, 100000], got " << c.epochs;
+    MEST_INPUT_CHECK(c.batch_size >= 1 && c.batch_size <= 65536)
+        << "--batch-size must be in [1, 65536], got " << c.batch_size;
+    MEST_INPUT_CHECK(std::isfinite(c.lr) && c.lr > 0) << "--lr must be a positive number, got " << c.lr;
+    MEST_INPUT_CHECK(std::isfinite(c.lr_min) && c.lr_min >= 0 && c.lr_min <= c.lr)
+        << "--lr-min must be in [0, lr], got " << c.lr_min;
+    MEST_INPUT_CHECK(std::isfinite(c.momentum) && c.momentum >= 0 && c.momentum < 1)
+        << "--momentum must be in [0, 1), got " << c.momentum;
+    MEST_INPUT_CHECK(!c.nesterov || c.momentum > 0) << "--nesterov needs --momentum > 0";
+    MEST_INPUT_CHECK(std::isfinite(c.weight_decay) && c.weight_decay >= 0)
+        << "--weight-decay must be >= 0, got " << c.weight_decay;
+    MEST_INPUT_CHECK(c.schedule == "cosine" || c.schedule == "step")
+        << "--schedule: unknown schedule '" << c.schedule << "' (valid: cosine, step)";
+    MEST_INPUT_CHECK(std::isfinite(c.warmup_epochs) && c.warmup_epochs >= 0 && c.warmup_epochs < c.epochs)
+        << "--warmup-epochs must be in [0, epochs), got " << c.warmup_epochs;
+    MEST_INPUT_CHECK(c.threads >= 1 && c.threads <= 1024) << "--threads must be in [1, 1024], got " << c.threads;
+    MEST_INPUT_CHECK(c.limit_train >= 0) << "--limit-train must be >= 0, got " << c.limit_train;
+    MEST_INPUT_CHECK(c.limit_test >= 0) << "--limit-test must be >= 0, got " << c.limit_test;
+    MEST_INPUT_CHECK(c.augment_pad >= -1 && c.augment_pad <= 16) << "--augment-pad must be in [-1, 16]";
+    MEST_INPUT_CHECK(c.eval_every >= 1) << "--eval-every must be >= 1, got " << c.eval_every;
+}
+
+}  // namespace mest::train

@@ -1,0 +1,41 @@
+// The fully resolved configuration of a training run. JSON keys equal the CLI flag names, so a
+// --config file, config.json in a run directory and the command line all speak one vocabulary.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace mest::train {
+
+struct TrainConfig {
+    std::string data = "fashion-mnist";
+    std::string data_dir;  // "" = the dataset's default directory
+    std::string model = "resnet20";
+    int epochs = 10;
+    int batch_size = 128;
+    double lr = 0.1;
+    double lr_min = 0.0;
+    double momentum = 0.9;
+    bool nesterov = false;
+    double weight_decay = 5e-4;
+    std::string schedule = "cosine";
+    double warmup_epochs = 0.0;
+    uint64_t seed = 914;
+    int threads = 2;
+    int64_t limit_train = 0;
+    int64_t limit_test = 0;
+    int augment_pad = -1;  // -1 = per dataset: 2 for 28x28 images, 4 for 32x32
+    bool augment_flip = true;
+    std::string out;  // run directory
+    int eval_every = 1;
+};
+
+nlohmann::json to_json(const TrainConfig & config);
+// Starts from `base` and applies the keys of `j`; unknown keys and wrong types are input errors
+// naming `source` (a file path or "--config").
+TrainConfig config_from_json(const nlohmann::json & j, const TrainConfig & base, const std::string & source);
+// Range checks on every field; throws an input error naming the flag.
+void validate(const TrainConfig & config);
+
+}  // namespace mest::train

@@ -1,0 +1,32 @@
+// One optimisation step and one evaluation pass: the pieces the CLI's training loop and the
+// step benchmark share.
+#pragma once
+#include <span>
+
+#include "data/batch_loader.h"
+#include "nn/cross_entropy.h"
+#include "nn/sequential.h"
+#include "optim/sgd.h"
+
+namespace mest::train {
+
+struct StepResult {
+    double loss = 0.0;
+    int64_t correct = 0;
+    nn::CrossEntropyResult<float> per_example;
+};
+
+// forward -> loss -> backward (overwrites every gradient) -> SGD step.
+StepResult train_step(nn::Sequential<float> & model, nn::SoftmaxCrossEntropy<float> & loss,
+                      optim::Sgd<float> & optimizer, const Tensor<float> & images, std::span<const int32_t> labels,
+                      double lr);
+
+struct EvalResult {
+    double loss = 0.0;
+    double accuracy = 0.0;
+    int64_t examples = 0;
+};
+
+EvalResult evaluate(nn::Sequential<float> & model, data::BatchLoader & loader);
+
+}  // namespace mest::train
