@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "core/threads.h"
+#include "core/version.h"
 #include "nn/models.h"
 #include "train/step.h"
 
@@ -56,7 +57,7 @@ int run_bench(const BenchArgs & args) {
     nlohmann::json ledger = nlohmann::json::object();
     for (int i = 0; i < kMemCategoryCount; ++i)
         ledger[mem_category_name(static_cast<MemCategory>(i))] = static_cast<double>(snap.peak[i]) / (1 << 20);
-    const nlohmann::json j{{"framework", std::string("mest ") + MEST_VERSION},
+    const nlohmann::json j{{"framework", std::string("mest ") + version()},
                            {"model", args.model},
                            {"batch", args.batch},
                            {"threads", args.threads},

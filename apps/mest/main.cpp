@@ -6,11 +6,12 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "core/version.h"
 
 int main(int argc, char ** argv) {
     CLI::App app{"mest: memory-economic sparse training of CNNs on CPUs"};
     app.require_subcommand(1);
-    app.set_version_flag("--version", std::string("mest ") + MEST_VERSION + " (" + MEST_GIT_COMMIT + ")");
+    app.set_version_flag("--version", std::string("mest ") + mest::version() + " (" + mest::git_commit() + ")");
     mest::app::TrainArgs train_args;
     mest::app::EvalArgs eval_args;
     mest::app::BenchArgs bench_args;

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "core/threads.h"
+#include "core/version.h"
 #include "data/batch_loader.h"
 #include "nn/models.h"
 #include "optim/lr_schedule.h"
@@ -137,8 +138,8 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
     }
     nlohmann::json config_json = to_json(config);
     nlohmann::json run_json{{"config", config_json},
-                            {"version", MEST_VERSION},
-                            {"git_commit", MEST_GIT_COMMIT},
+                            {"version", version()},
+                            {"git_commit", git_commit()},
                             {"parameters", [&] {
                                  std::size_t n = 0;
                                  for (auto * p : params) n += p->size();
@@ -148,7 +149,7 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
 
     std::size_t param_count = 0;
     for (auto * p : params) param_count += p->size();
-    std::printf("mest %s: %s on %s (%lld train / %lld test, %dx%dx%d), %zu parameters, %d threads\n", MEST_VERSION,
+    std::printf("mest %s: %s on %s (%lld train / %lld test, %dx%dx%d), %zu parameters, %d threads\n", version(),
                 config.model.c_str(), config.data.c_str(), static_cast<long long>(train_loader.num_examples()),
                 static_cast<long long>(test_loader.num_examples()), static_cast<int>(input.channels), static_cast<int>(input.height),
                 static_cast<int>(input.width), param_count, config.threads);
