@@ -21,6 +21,10 @@ CLI::App * add_bench_command(CLI::App & app, BenchArgs & args) {
     cmd->add_option("--classes", args.classes, "Classes")->capture_default_str();
     cmd->add_option("--steps", args.steps, "Timed steps")->capture_default_str();
     cmd->add_option("--warmup", args.warmup, "Untimed warm-up steps")->capture_default_str();
+    cmd->add_option("--scheme", args.scheme, "dense, or the sparsity scheme of the residual 3x3 convs: unstructured, block")
+        ->capture_default_str();
+    cmd->add_option("--sparsity", args.sparsity, "Fraction of each sparse layer's weights removed")->capture_default_str();
+    cmd->add_option("--block-rows", args.block_rows, "Block scheme: output channels per unit")->capture_default_str();
     cmd->add_flag("--json", args.json, "Print one JSON line");
     return cmd;
 }
@@ -31,7 +35,8 @@ int run_bench(const BenchArgs & args) {
     MEST_INPUT_CHECK(std::sscanf(args.input.c_str(), "%dx%dx%d", &c, &h, &w) == 3 && c > 0 && h > 0 && w > 0)
         << "--input: expected CxHxW, got '" << args.input << "'";
     MEST_INPUT_CHECK(args.batch >= 1 && args.steps >= 1 && args.warmup >= 0) << "--batch/--steps/--warmup out of range";
-    auto model = nn::build_model<float>(args.model, nn::InputSpec{c, h, w, args.classes});
+    nn::SparsityConfig sparsity{args.scheme, args.scheme == "dense" ? 0.0 : args.sparsity, args.block_rows, 914};
+    auto model = nn::build_model<float>(args.model, nn::InputSpec{c, h, w, args.classes}, sparsity);
     Rng rng(0);
     model->initialize(rng);
     std::vector<nn::Parameter<float> *> params;
@@ -62,6 +67,8 @@ int run_bench(const BenchArgs & args) {
                            {"batch", args.batch},
                            {"threads", args.threads},
                            {"input", args.input},
+                           {"scheme", args.scheme},
+                           {"sparsity", sparsity.sparsity},
                            {"step_ms_median", median},
                            {"step_ms_min", times.front()},
                            {"step_ms_max", times.back()},
@@ -71,8 +78,8 @@ int run_bench(const BenchArgs & args) {
     if (args.json) {
         std::printf("%s\n", j.dump().c_str());
     } else {
-        std::printf("%s batch %d, %d threads: step median %.2f ms (min %.2f, max %.2f), %.1f img/s, peak RSS %.1f MB\n",
-                    args.model.c_str(), args.batch, args.threads, median, times.front(), times.back(),
+        std::printf("%s (%s %.2f) batch %d, %d threads: step median %.2f ms (min %.2f, max %.2f), %.1f img/s, peak RSS %.1f MB\n",
+                    args.model.c_str(), args.scheme.c_str(), sparsity.sparsity, args.batch, args.threads, median, times.front(), times.back(),
                     args.batch * 1000.0 / median, static_cast<double>(process_peak_rss_bytes()) / (1 << 20));
         std::printf("ledger peaks (MB): %s\n", ledger.dump().c_str());
     }

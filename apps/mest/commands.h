@@ -28,6 +28,9 @@ struct BenchArgs {
     std::string model = "resnet32";
     int batch = 64, threads = 2, steps = 20, warmup = 3, classes = 10;
     std::string input = "3x32x32";
+    std::string scheme = "dense";
+    double sparsity = 0.9;
+    int block_rows = 4;
     bool json = false;
 };
 CLI::App * add_bench_command(CLI::App & app, BenchArgs & args);

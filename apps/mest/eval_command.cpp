@@ -5,6 +5,7 @@
 #include "data/batch_loader.h"
 #include "nn/models.h"
 #include "train/checkpoint.h"
+#include "train/model_setup.h"
 #include "train/step.h"
 
 namespace mest::app {
@@ -31,7 +32,7 @@ int run_eval(const EvalArgs & args) {
     const std::string data_dir = args.data.empty() && args.data_dir.empty() ? trained.data_dir : args.data_dir;
     data::DatasetPair data = data::load_dataset(data_name, data_dir, 1);
     const nn::InputSpec input{data.test.channels, data.test.height, data.test.width, data.test.num_classes};
-    auto model = nn::build_model<float>(trained.model, input);
+    auto model = train::build_configured_model(trained, input);
     train::load_checkpoint(args.checkpoint, train::model_tensors(*model), false);
     data::BatchLoader loader(data.test, data.norm, args.batch_size, false, data::AugmentConfig{}, 0);
     if (args.limit_test > 0 && args.limit_test < data.test.size) {

@@ -15,6 +15,15 @@ CLI::App * add_train_command(CLI::App & app, TrainArgs & args) {
     cmd->add_option("--data-dir", c.data_dir, "Directory of the dataset files (default: the Debian package's)");
     cmd->add_option("--model", c.model, "Model: resnet20, resnet32, resnet56, resnet32w2, vgg19, lenet5")
         ->capture_default_str();
+    cmd->add_option("--method", c.method, "Training method: dense, or static (a fixed random sparse mask)")
+        ->capture_default_str();
+    cmd->add_option("--scheme", c.scheme, "Sparsity scheme of sparse methods: unstructured or block")
+        ->capture_default_str();
+    cmd->add_option("--sparsity", c.sparsity,
+                    "Sparse methods: fraction of each sparse layer's weights removed (the residual 3x3 convs)")
+        ->capture_default_str();
+    cmd->add_option("--block-rows", c.block_rows, "Block scheme: consecutive output channels per unit")
+        ->capture_default_str();
     cmd->add_option("--epochs", c.epochs, "Training epochs")->capture_default_str();
     cmd->add_option("--batch-size", c.batch_size, "Examples per step")->capture_default_str();
     cmd->add_option("--lr", c.lr, "Peak learning rate")->capture_default_str();

@@ -7,7 +7,7 @@ namespace mest::nn {
 
 template <typename T>
 BasicBlock<T>::BasicBlock(std::string name, int64_t in_channels, int64_t out_channels, int64_t stride,
-                          bool conv_shortcut)
+                          bool conv_shortcut, const ConvFactory<T> & make_conv)
     : Module<T>(name),
       in_channels_(in_channels),
       out_channels_(out_channels),
@@ -15,9 +15,9 @@ BasicBlock<T>::BasicBlock(std::string name, int64_t in_channels, int64_t out_cha
       shortcut_(stride == 1 && in_channels == out_channels
                     ? ShortcutKind::kIdentity
                     : (conv_shortcut ? ShortcutKind::kConvBn : ShortcutKind::kPadSubsample)),
-      conv1_(name + ".conv1", Conv2dConfig{in_channels, out_channels, 3, stride, 1, false}),
+      conv1_(make_conv(name + ".conv1", Conv2dConfig{in_channels, out_channels, 3, stride, 1, false})),
       bn1_(name + ".bn1", out_channels, true),
-      conv2_(name + ".conv2", Conv2dConfig{out_channels, out_channels, 3, 1, 1, false}),
+      conv2_(make_conv(name + ".conv2", Conv2dConfig{out_channels, out_channels, 3, 1, 1, false})),
       bn2_(name + ".bn2", out_channels, false) {
     if (shortcut_ == ShortcutKind::kConvBn) {
         short_conv_ = std::make_unique<Conv2d<T>>(name + ".shortcut.0",
@@ -64,8 +64,8 @@ Tensor<T> BasicBlock<T>::pad_subsample_backward(const Tensor<T> & dy) const {
 template <typename T>
 Tensor<T> BasicBlock<T>::forward(const Tensor<T> & x, bool training) {
     input_shape_ = x.shape();
-    Tensor<T> h = bn1_.forward(conv1_.forward(x, training), training);
-    Tensor<T> out = bn2_.forward(conv2_.forward(h, training), training);
+    Tensor<T> h = bn1_.forward(conv1_->forward(x, training), training);
+    Tensor<T> out = bn2_.forward(conv2_->forward(h, training), training);
     Tensor<T> s;
     switch (shortcut_) {
         case ShortcutKind::kIdentity: s = x; break;
@@ -91,7 +91,7 @@ Tensor<T> BasicBlock<T>::backward(const Tensor<T> & dy) {
     });
     saved_output_ = Tensor<T>();
 
-    Tensor<T> dx = conv1_.backward(bn1_.backward(conv2_.backward(bn2_.backward(dz))));
+    Tensor<T> dx = conv1_->backward(bn1_.backward(conv2_->backward(bn2_.backward(dz))));
     if (!this->input_grad_required_) {
         if (shortcut_ == ShortcutKind::kConvBn) short_conv_->backward(short_bn_->backward(dz));
         return Tensor<T>();
@@ -113,15 +113,15 @@ Tensor<T> BasicBlock<T>::backward(const Tensor<T> & dy) {
 template <typename T>
 void BasicBlock<T>::set_input_grad_required(bool required) {
     this->input_grad_required_ = required;
-    conv1_.set_input_grad_required(required);
+    conv1_->set_input_grad_required(required);
     if (short_conv_) short_conv_->set_input_grad_required(required);
 }
 
 template <typename T>
 void BasicBlock<T>::collect_parameters(std::vector<Parameter<T> *> & out) {
-    conv1_.collect_parameters(out);
+    conv1_->collect_parameters(out);
     bn1_.collect_parameters(out);
-    conv2_.collect_parameters(out);
+    conv2_->collect_parameters(out);
     bn2_.collect_parameters(out);
     if (short_conv_) {
         short_conv_->collect_parameters(out);
@@ -138,9 +138,9 @@ void BasicBlock<T>::collect_state(std::vector<StateTensor<T>> & out) {
 
 template <typename T>
 void BasicBlock<T>::initialize(Rng & rng) {
-    conv1_.initialize(rng);
+    conv1_->initialize(rng);
     bn1_.initialize(rng);
-    conv2_.initialize(rng);
+    conv2_->initialize(rng);
     bn2_.initialize(rng);
     if (short_conv_) {
         short_conv_->initialize(rng);
@@ -150,9 +150,9 @@ void BasicBlock<T>::initialize(Rng & rng) {
 
 template <typename T>
 void BasicBlock<T>::release_saved() {
-    conv1_.release_saved();
+    conv1_->release_saved();
     bn1_.release_saved();
-    conv2_.release_saved();
+    conv2_->release_saved();
     bn2_.release_saved();
     if (short_conv_) {
         short_conv_->release_saved();

@@ -3,6 +3,8 @@
 // (1x1 conv + BN, the GraSP/MEST wide ResNet-32). The add and final ReLU are fused into one pass
 // that writes over the bn2 output, so the block keeps four activation tensors, not six.
 #pragma once
+#include <functional>
+
 #include "nn/batchnorm2d.h"
 #include "nn/conv2d.h"
 
@@ -10,10 +12,20 @@ namespace mest::nn {
 
 enum class ShortcutKind { kIdentity, kPadSubsample, kConvBn };
 
+// Builds the block's two 3x3 convolutions: dense by default, sparse when the model asks for it.
+template <typename T>
+using ConvFactory = std::function<ModulePtr<T>(const std::string & name, const Conv2dConfig & config)>;
+
+template <typename T>
+ModulePtr<T> make_dense_conv(const std::string & name, const Conv2dConfig & config) {
+    return std::make_unique<Conv2d<T>>(name, config);
+}
+
 template <typename T>
 class BasicBlock : public Module<T> {
 public:
-    BasicBlock(std::string name, int64_t in_channels, int64_t out_channels, int64_t stride, bool conv_shortcut);
+    BasicBlock(std::string name, int64_t in_channels, int64_t out_channels, int64_t stride, bool conv_shortcut,
+               const ConvFactory<T> & make_conv = make_dense_conv<T>);
 
     Tensor<T> forward(const Tensor<T> & x, bool training) override;
     Tensor<T> backward(const Tensor<T> & dy) override;
@@ -22,10 +34,10 @@ public:
     void initialize(Rng & rng) override;
     void release_saved() override;
     void set_input_grad_required(bool required) override;
-    Shape output_shape(const Shape & input) const override { return conv1_.output_shape(input); }
+    Shape output_shape(const Shape & input) const override { return conv1_->output_shape(input); }
 
-    Conv2d<T> & conv1() { return conv1_; }
-    Conv2d<T> & conv2() { return conv2_; }
+    Module<T> & conv1() { return *conv1_; }
+    Module<T> & conv2() { return *conv2_; }
     ShortcutKind shortcut_kind() const { return shortcut_; }
 
 private:
@@ -34,9 +46,9 @@ private:
 
     int64_t in_channels_, out_channels_, stride_;
     ShortcutKind shortcut_;
-    Conv2d<T> conv1_;
+    ModulePtr<T> conv1_;
     BatchNorm2d<T> bn1_;
-    Conv2d<T> conv2_;
+    ModulePtr<T> conv2_;
     BatchNorm2d<T> bn2_;
     std::unique_ptr<Conv2d<T>> short_conv_;
     std::unique_ptr<BatchNorm2d<T>> short_bn_;

@@ -4,6 +4,7 @@
 #include "nn/basic_block.h"
 #include "nn/linear.h"
 #include "nn/pooling.h"
+#include "nn/sparse_conv2d.h"
 
 namespace mest::nn {
 
@@ -12,18 +13,35 @@ const std::vector<std::string> & model_names() {
     return names;
 }
 
+const std::vector<std::string> & scheme_names() {
+    static const std::vector<std::string> names{"dense", "unstructured", "block"};
+    return names;
+}
+
 namespace {
 
-std::string joined_model_names() {
+std::string joined(const std::vector<std::string> & names) {
     std::string s;
-    for (const auto & n : model_names()) s += (s.empty() ? "" : ", ") + n;
+    for (const auto & n : names) s += (s.empty() ? "" : ", ") + n;
     return s;
+}
+
+template <typename T>
+ConvFactory<T> conv_factory(const SparsityConfig & sparsity, Rng & mask_rng) {
+    if (sparsity.scheme == "dense") return make_dense_conv<T>;
+    const int64_t block_rows = sparsity.scheme == "block" ? sparsity.block_rows : 1;
+    return [&mask_rng, sparsity, block_rows](const std::string & name, const Conv2dConfig & config) -> ModulePtr<T> {
+        return std::make_unique<SparseConv2d<T>>(name, SparseConvConfig{config, block_rows, sparsity.sparsity},
+                                                 mask_rng);
+    };
 }
 
 // He et al. 2016 CIFAR ResNet: 3x3 stem, three stages of (depth-2)/6 basic blocks, GAP, FC.
 template <typename T>
 std::unique_ptr<Sequential<T>> build_resnet(int depth, std::array<int64_t, 3> widths, bool conv_shortcut,
-                                            const InputSpec & in) {
+                                            const InputSpec & in, const SparsityConfig & sparsity) {
+    Rng mask_rng(sparsity.seed);
+    const ConvFactory<T> make_conv = conv_factory<T>(sparsity, mask_rng);
     auto net = std::make_unique<Sequential<T>>("resnet");
     const int blocks = (depth - 2) / 6;
     net->template add<Conv2d<T>>("stem", Conv2dConfig{in.channels, widths[0], 3, 1, 1, false});
@@ -33,7 +51,7 @@ std::unique_ptr<Sequential<T>> build_resnet(int depth, std::array<int64_t, 3> wi
         for (int b = 0; b < blocks; ++b) {
             const int64_t stride = (stage > 0 && b == 0) ? 2 : 1;
             net->template add<BasicBlock<T>>("layer" + std::to_string(stage + 1) + "." + std::to_string(b), channels,
-                                             widths[stage], stride, conv_shortcut);
+                                             widths[stage], stride, conv_shortcut, make_conv);
             channels = widths[stage];
         }
     }
@@ -89,22 +107,36 @@ std::unique_ptr<Sequential<T>> build_lenet5(const InputSpec & in) {
 }  // namespace
 
 template <typename T>
-std::unique_ptr<Sequential<T>> build_model(const std::string & name, const InputSpec & input) {
+std::unique_ptr<Sequential<T>> build_model(const std::string & name, const InputSpec & input,
+                                           const SparsityConfig & sparsity) {
     MEST_INPUT_CHECK(input.channels > 0 && input.height >= 8 && input.width >= 8 && input.num_classes >= 2)
         << "model input must be at least 1x8x8 with 2 classes";
+    bool known_scheme = false;
+    for (const auto & s : scheme_names()) known_scheme |= s == sparsity.scheme;
+    MEST_INPUT_CHECK(known_scheme) << "--scheme: unknown or not yet implemented scheme '" << sparsity.scheme
+                                   << "' (valid: " << joined(scheme_names()) << ")";
+    MEST_INPUT_CHECK(sparsity.sparsity >= 0.0 && sparsity.sparsity <= 1.0)
+        << "--sparsity must be in [0, 1], got " << sparsity.sparsity;
+    MEST_INPUT_CHECK(sparsity.block_rows >= 1 && sparsity.block_rows <= 64)
+        << "--block-rows must be in [1, 64], got " << sparsity.block_rows;
+    const bool resnet = name.rfind("resnet", 0) == 0;
+    MEST_INPUT_CHECK(sparsity.scheme == "dense" || resnet)
+        << "--scheme " << sparsity.scheme << ": sparse layers are implemented for the ResNets only so far";
     std::unique_ptr<Sequential<T>> net;
-    if (name == "resnet20") net = build_resnet<T>(20, {16, 32, 64}, false, input);
-    else if (name == "resnet32") net = build_resnet<T>(32, {16, 32, 64}, false, input);
-    else if (name == "resnet56") net = build_resnet<T>(56, {16, 32, 64}, false, input);
-    else if (name == "resnet32w2") net = build_resnet<T>(32, {32, 64, 128}, true, input);
+    if (name == "resnet20") net = build_resnet<T>(20, {16, 32, 64}, false, input, sparsity);
+    else if (name == "resnet32") net = build_resnet<T>(32, {16, 32, 64}, false, input, sparsity);
+    else if (name == "resnet56") net = build_resnet<T>(56, {16, 32, 64}, false, input, sparsity);
+    else if (name == "resnet32w2") net = build_resnet<T>(32, {32, 64, 128}, true, input, sparsity);
     else if (name == "vgg19") net = build_vgg19<T>(input);
     else if (name == "lenet5") net = build_lenet5<T>(input);
-    else MEST_FAIL_INPUT() << "--model: unknown model '" << name << "' (valid: " << joined_model_names() << ")";
+    else MEST_FAIL_INPUT() << "--model: unknown model '" << name << "' (valid: " << joined(model_names()) << ")";
     net->set_input_grad_required(false);
     return net;
 }
 
-template std::unique_ptr<Sequential<float>> build_model<float>(const std::string &, const InputSpec &);
-template std::unique_ptr<Sequential<double>> build_model<double>(const std::string &, const InputSpec &);
+template std::unique_ptr<Sequential<float>> build_model<float>(const std::string &, const InputSpec &,
+                                                               const SparsityConfig &);
+template std::unique_ptr<Sequential<double>> build_model<double>(const std::string &, const InputSpec &,
+                                                                 const SparsityConfig &);
 
 }  // namespace mest::nn

@@ -12,6 +12,7 @@
 #include "nn/models.h"
 #include "optim/lr_schedule.h"
 #include "train/checkpoint.h"
+#include "train/model_setup.h"
 #include "train/progress.h"
 #include "train/step.h"
 
@@ -100,7 +101,7 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
     // Everything that can fail on bad input happens before the run directory is touched.
     data::DatasetPair data = data::load_dataset(config.data, config.data_dir, config.limit_train);
     const nn::InputSpec input{data.train.channels, data.train.height, data.train.width, data.train.num_classes};
-    auto model = nn::build_model<float>(config.model, input);
+    auto model = build_configured_model(config, input);
     Rng init_rng(config.seed);
     model->initialize(init_rng);
     std::vector<nn::Parameter<float> *> params;
@@ -140,11 +141,13 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
     nlohmann::json run_json{{"config", config_json},
                             {"version", version()},
                             {"git_commit", git_commit()},
-                            {"parameters", [&] {
+                            {"parameters_stored", [&] {
                                  std::size_t n = 0;
                                  for (auto * p : params) n += p->size();
                                  return n;
-                             }()}};
+                             }()},
+                            {"sparse_layer_sparsity", measure_sparsity(params).sparse_layer_sparsity()},
+                            {"overall_sparsity", measure_sparsity(params).overall_sparsity()}};
     write_text_atomically(dir / "config.json", run_json.dump(2) + "\n");
 
     std::size_t param_count = 0;
@@ -153,6 +156,14 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
                 config.model.c_str(), config.data.c_str(), static_cast<long long>(train_loader.num_examples()),
                 static_cast<long long>(test_loader.num_examples()), static_cast<int>(input.channels), static_cast<int>(input.height),
                 static_cast<int>(input.width), param_count, config.threads);
+    const SparsityReport sparsity = measure_sparsity(params);
+    if (config.method != "dense") {
+        std::printf("method %s, scheme %s: sparse layers %.2f%% sparse (%lld of %lld weights kept), all parameters "
+                    "%.2f%% sparse\n",
+                    config.method.c_str(), config.scheme.c_str(), 100.0 * sparsity.sparse_layer_sparsity(),
+                    static_cast<long long>(sparsity.sparse_layer_nonzeros),
+                    static_cast<long long>(sparsity.sparse_layer_weights), 100.0 * sparsity.overall_sparsity());
+    }
     std::fflush(stdout);
 
     nn::SoftmaxCrossEntropy<float> loss;

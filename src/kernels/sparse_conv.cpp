@@ -1,0 +1,293 @@
+#include "kernels/sparse_conv.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/buffer.h"
+#include "core/workspace.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/sparse_conv.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#ifndef MEST_SPARSE_CONV_PAD_ONCE
+#define MEST_SPARSE_CONV_PAD_ONCE
+namespace mest::kernels {
+namespace {
+
+// Vectors may read past a padded row (into the next one) and past the last row; this slack keeps
+// those reads inside the buffer. The extra lanes are never stored.
+constexpr int64_t kSlackFloats = 4 * 64 * 2;
+
+struct Padded {
+    const float * data;
+    int64_t height, width;  // padded plane size
+};
+
+// Copies planes [planes, h, w] into a zero border of `pad` rows/columns on each side.
+Padded pad_planes(const float * src, int64_t planes, int64_t h, int64_t w, int64_t pad, WorkspaceSlot slot) {
+    const int64_t hp = h + 2 * pad, wp = w + 2 * pad;
+    float * out = static_cast<float *>(workspace_get(slot, static_cast<std::size_t>(planes * hp * wp + kSlackFloats) * sizeof(float)));
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < planes; ++p) {
+        float * dst = out + p * hp * wp;
+        const float * s = src + p * h * w;
+        std::memset(dst, 0, static_cast<std::size_t>(pad * wp) * sizeof(float));
+        for (int64_t y = 0; y < h; ++y) {
+            float * row = dst + (y + pad) * wp;
+            std::memset(row, 0, static_cast<std::size_t>(pad) * sizeof(float));
+            std::memcpy(row + pad, s + y * w, static_cast<std::size_t>(w) * sizeof(float));
+            std::memset(row + pad + w, 0, static_cast<std::size_t>(pad) * sizeof(float));
+        }
+        std::memset(dst + (h + pad) * wp, 0, static_cast<std::size_t>(pad * wp) * sizeof(float));
+    }
+    std::memset(out + planes * hp * wp, 0, kSlackFloats * sizeof(float));
+    return {out, hp, wp};
+}
+
+}  // namespace
+}  // namespace mest::kernels
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace mest::kernels {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using D = hn::ScalableTag<float>;
+using V = hn::Vec<D>;
+
+// Input vector for output columns [ox0, ox0 + L) at stride 1 or 2.
+HWY_INLINE V load_strided(D d, const float * p, int64_t stride) {
+    if (stride == 1) return hn::LoadU(d, p);
+    V even, odd;
+    hn::LoadInterleaved2(d, p, even, odd);
+    return even;
+}
+
+HWY_INLINE void store_partial(D d, V v, float * out, int64_t count) {
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+    if (count >= lanes) {
+        hn::StoreU(v, d, out);
+        return;
+    }
+    HWY_ALIGN float tmp[hn::MaxLanes(d)];
+    hn::Store(v, d, tmp);
+    std::copy(tmp, tmp + count, out);
+}
+
+// One output row tile of R consecutive output channels and NV vectors. `entry_*` describe the
+// non-zeros: input plane offset and weight values (R per entry, stride `value_stride`).
+template <int R, int NV>
+HWY_INLINE void row_tile(D d, const float * in, int64_t stride, const int64_t * offsets, const float * const * weights,
+                         int64_t entries, float * const * out_rows, int64_t rows_valid, int64_t count) {
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+    V acc[R][NV];
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < NV; ++v) acc[r][v] = hn::Zero(d);
+    for (int64_t e = 0; e < entries; ++e) {
+        const float * p = in + offsets[e];
+        V x[NV];
+        for (int v = 0; v < NV; ++v) x[v] = load_strided(d, p + v * lanes * stride, stride);
+        for (int r = 0; r < R; ++r) {
+            const V wv = hn::Set(d, weights[e][r]);
+            for (int v = 0; v < NV; ++v) acc[r][v] = hn::MulAdd(wv, x[v], acc[r][v]);
+        }
+    }
+    for (int r = 0; r < R && r < rows_valid; ++r)
+        for (int v = 0; v < NV; ++v) {
+            const int64_t left = count - v * lanes;
+            if (left > 0) store_partial(d, acc[r][v], out_rows[r] + v * lanes, left);
+        }
+}
+
+template <int R, int NV>
+void forward_blocks(const ConvGeometry & g, const BlockSparseView & w, const float * values, const Padded & in,
+                    float * dst) {
+    const D d;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d)), tile = NV * lanes;
+    const int64_t ho = g.out_height(), wo = g.out_width(), taps = g.kernel_h * g.kernel_w;
+    const int64_t plane = in.height * in.width;
+#pragma omp parallel
+    {
+        std::vector<int64_t> offsets;
+        std::vector<const float *> weights;
+#pragma omp for collapse(2) schedule(dynamic, 1)
+        for (int64_t n = 0; n < g.batch; ++n) {
+            for (int64_t b = 0; b < w.num_blocks(); ++b) {
+                const int64_t begin = w.block_ptr[b], count = w.block_ptr[b + 1] - begin;
+                offsets.resize(static_cast<std::size_t>(count));
+                weights.resize(static_cast<std::size_t>(count));
+                for (int64_t e = 0; e < count; ++e) {
+                    const int64_t c = w.col_idx[begin + e];
+                    const int64_t ic = c / taps, ky = (c % taps) / g.kernel_w, kx = c % g.kernel_w;
+                    offsets[e] = (n * g.in_channels + ic) * plane + ky * in.width + kx;
+                    weights[e] = values + (begin + e) * R;
+                }
+                const int64_t rows_valid = std::min<int64_t>(R, w.rows - b * R);
+                for (int64_t oy = 0; oy < ho; ++oy) {
+                    for (int64_t ox0 = 0; ox0 < wo; ox0 += tile) {
+                        float * out_rows[R];
+                        for (int r = 0; r < R; ++r) {
+                            const int64_t oc = b * R + std::min<int64_t>(r, rows_valid - 1);
+                            out_rows[r] = dst + ((n * g.out_channels + oc) * ho + oy) * wo + ox0;
+                        }
+                        const float * base = in.data + oy * g.stride * in.width + ox0 * g.stride;
+                        row_tile<R, NV>(d, base, g.stride, offsets.data(), weights.data(), count, out_rows, rows_valid,
+                                        std::min(tile, wo - ox0));
+                    }
+                }
+            }
+        }
+    }
+}
+
+void SparseForward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
+                   float * dst) {
+    const Padded in = pad_planes(src, g.batch * g.in_channels, g.in_height, g.in_width, g.pad, WorkspaceSlot::kStagingA);
+    switch (w.block_rows) {
+        case 1: forward_blocks<1, 4>(g, w, values, in, dst); break;
+        case 2: forward_blocks<2, 2>(g, w, values, in, dst); break;
+        case 4: forward_blocks<4, 2>(g, w, values, in, dst); break;
+        default: sparse_conv2d_forward_reference(g, w, values, src, dst); break;
+    }
+}
+
+// Stride 1: dX = correlation of the gradient, padded by k-1-p, with the flipped transposed weight.
+void SparseBackwardData(const ConvGeometry & g, const BlockSparseView & w, const float * values,
+                        const float * diff_dst, float * diff_src) {
+    const int64_t q = g.kernel_h - 1 - g.pad;
+    if (g.stride != 1 || g.kernel_h != g.kernel_w || q < 0) {
+        sparse_conv2d_backward_data_reference(g, w, values, diff_dst, diff_src);
+        return;
+    }
+    const D d;
+    constexpr int NV = 4;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d)), tile = NV * lanes;
+    const int64_t ho = g.out_height(), wo = g.out_width(), taps = g.kernel_h * g.kernel_w;
+    const Padded dy = pad_planes(diff_dst, g.batch * g.out_channels, ho, wo, q, WorkspaceSlot::kStagingC);
+    const int64_t plane = dy.height * dy.width, k1 = g.kernel_h - 1;
+#pragma omp parallel
+    {
+        std::vector<int64_t> offsets;
+        std::vector<const float *> weights;
+#pragma omp for collapse(2) schedule(dynamic, 1)
+        for (int64_t n = 0; n < g.batch; ++n) {
+            for (int64_t ic = 0; ic < g.in_channels; ++ic) {
+                offsets.clear();
+                weights.clear();
+                for (int64_t c = ic * taps; c < (ic + 1) * taps; ++c) {
+                    const int64_t ky = (c % taps) / g.kernel_w, kx = c % g.kernel_w;
+                    for (int64_t e = w.col_ptr[c]; e < w.col_ptr[c + 1]; ++e) {
+                        offsets.push_back((n * g.out_channels + w.col_row[e]) * plane + (k1 - ky) * dy.width + (k1 - kx));
+                        weights.push_back(values + w.col_value[e]);
+                    }
+                }
+                for (int64_t iy = 0; iy < g.in_height; ++iy) {
+                    for (int64_t ix0 = 0; ix0 < g.in_width; ix0 += tile) {
+                        float * out_row = diff_src + ((n * g.in_channels + ic) * g.in_height + iy) * g.in_width + ix0;
+                        row_tile<1, NV>(d, dy.data + iy * dy.width + ix0, 1, offsets.data(), weights.data(),
+                                        static_cast<int64_t>(offsets.size()), &out_row, 1,
+                                        std::min(tile, g.in_width - ix0));
+                    }
+                }
+            }
+        }
+    }
+}
+
+template <int R>
+void weight_grads(const ConvGeometry & g, const BlockSparseView & w, const Padded & in, const float * diff_dst,
+                  int64_t n_begin, int64_t n_end, float * grads) {
+    const D d;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+    const int64_t ho = g.out_height(), wo = g.out_width(), taps = g.kernel_h * g.kernel_w;
+    const int64_t plane = in.height * in.width, full = wo / lanes * lanes;
+    for (int64_t n = n_begin; n < n_end; ++n) {
+        for (int64_t b = 0; b < w.num_blocks(); ++b) {
+            const int64_t rows_valid = std::min<int64_t>(R, w.rows - b * R);
+            const float * dy[R];
+            for (int r = 0; r < R; ++r)
+                dy[r] = diff_dst + (n * g.out_channels + b * R + std::min<int64_t>(r, rows_valid - 1)) * ho * wo;
+            for (int64_t u = w.block_ptr[b]; u < w.block_ptr[b + 1]; ++u) {
+                const int64_t c = w.col_idx[u], ic = c / taps, ky = (c % taps) / g.kernel_w, kx = c % g.kernel_w;
+                const float * x0 = in.data + (n * g.in_channels + ic) * plane + ky * in.width + kx;
+                V acc[R];
+                for (int r = 0; r < R; ++r) acc[r] = hn::Zero(d);
+                float tail[R] = {};
+                for (int64_t oy = 0; oy < ho; ++oy) {
+                    const float * x = x0 + oy * g.stride * in.width;
+                    int64_t ox = 0;
+                    for (; ox < full; ox += lanes) {
+                        const V xv = load_strided(d, x + ox * g.stride, g.stride);
+                        for (int r = 0; r < R; ++r) acc[r] = hn::MulAdd(hn::LoadU(d, dy[r] + oy * wo + ox), xv, acc[r]);
+                    }
+                    for (; ox < wo; ++ox)
+                        for (int r = 0; r < R; ++r) tail[r] += dy[r][oy * wo + ox] * x[ox * g.stride];
+                }
+                for (int r = 0; r < R; ++r)
+                    grads[u * R + r] += r < rows_valid ? hn::GetLane(hn::SumOfLanes(d, acc[r])) + tail[r] : 0.0f;
+            }
+        }
+    }
+}
+
+void SparseBackwardWeights(const ConvGeometry & g, const BlockSparseView & w, const float * src,
+                           const float * diff_dst, float * diff_values) {
+    if (w.block_rows != 1 && w.block_rows != 2 && w.block_rows != 4) {
+        sparse_conv2d_backward_weights_reference(g, w, src, diff_dst, diff_values);
+        return;
+    }
+    const Padded in = pad_planes(src, g.batch * g.in_channels, g.in_height, g.in_width, g.pad, WorkspaceSlot::kStagingA);
+    const int64_t nnz = static_cast<int64_t>(w.block_ptr[w.num_blocks()]) * w.block_rows;
+    const int threads = std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(g.batch)));
+    // One private gradient per thread (nnz floats each), summed in thread order: deterministic.
+    Buffer<float> partial(static_cast<std::size_t>(nnz * threads), MemCategory::kWorkspace, true);
+#pragma omp parallel num_threads(threads)
+    {
+        const int t = omp_get_thread_num();
+        const int64_t n_begin = g.batch * t / threads, n_end = g.batch * (t + 1) / threads;
+        float * mine = partial.data() + nnz * t;
+        switch (w.block_rows) {
+            case 1: weight_grads<1>(g, w, in, diff_dst, n_begin, n_end, mine); break;
+            case 2: weight_grads<2>(g, w, in, diff_dst, n_begin, n_end, mine); break;
+            default: weight_grads<4>(g, w, in, diff_dst, n_begin, n_end, mine); break;
+        }
+    }
+    for (int64_t i = 0; i < nnz; ++i) {
+        float s = 0.0f;
+        for (int t = 0; t < threads; ++t) s += partial[static_cast<std::size_t>(t * nnz + i)];
+        diff_values[i] = s;
+    }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace mest::kernels
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace mest::kernels {
+
+HWY_EXPORT(SparseForward);
+HWY_EXPORT(SparseBackwardData);
+HWY_EXPORT(SparseBackwardWeights);
+
+void sparse_conv2d_forward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
+                           float * dst) {
+    HWY_DYNAMIC_DISPATCH(SparseForward)(g, w, values, src, dst);
+}
+void sparse_conv2d_backward_data(const ConvGeometry & g, const BlockSparseView & w, const float * values,
+                                 const float * diff_dst, float * diff_src) {
+    HWY_DYNAMIC_DISPATCH(SparseBackwardData)(g, w, values, diff_dst, diff_src);
+}
+void sparse_conv2d_backward_weights(const ConvGeometry & g, const BlockSparseView & w, const float * src,
+                                    const float * diff_dst, float * diff_values) {
+    HWY_DYNAMIC_DISPATCH(SparseBackwardWeights)(g, w, src, diff_dst, diff_values);
+}
+
+}  // namespace mest::kernels
+#endif

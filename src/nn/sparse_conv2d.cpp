@@ -1,0 +1,121 @@
+#include "nn/sparse_conv2d.h"
+
+#include <cmath>
+#include <type_traits>
+
+#include "kernels/sparse_conv.h"
+
+namespace mest::nn {
+
+std::vector<sparse::UnitPosition> random_units(const sparse::BlockSparseShape & shape, double sparsity, Rng & rng) {
+    const int64_t total = shape.total_units();
+    const auto keep = static_cast<int64_t>(std::llround((1.0 - sparsity) * static_cast<double>(total)));
+    // Partial Fisher-Yates over unit ids: O(total) ints once at construction, never dense weights.
+    std::vector<int64_t> ids(static_cast<std::size_t>(total));
+    for (int64_t i = 0; i < total; ++i) ids[static_cast<std::size_t>(i)] = i;
+    std::vector<sparse::UnitPosition> units;
+    units.reserve(static_cast<std::size_t>(keep));
+    for (int64_t i = 0; i < keep; ++i) {
+        const auto j = i + static_cast<int64_t>(rng.below(static_cast<uint64_t>(total - i)));
+        std::swap(ids[static_cast<std::size_t>(i)], ids[static_cast<std::size_t>(j)]);
+        const int64_t id = ids[static_cast<std::size_t>(i)];
+        units.push_back({static_cast<int32_t>(id / shape.cols), static_cast<int32_t>(id % shape.cols)});
+    }
+    return units;
+}
+
+namespace {
+sparse::BlockSparseShape matrix_shape(const SparseConvConfig & c) {
+    return {c.conv.out_channels, c.conv.in_channels * c.conv.kernel * c.conv.kernel, c.block_rows};
+}
+}  // namespace
+
+template <typename T>
+SparseConv2d<T>::SparseConv2d(std::string name, const SparseConvConfig & config, Rng & mask_rng)
+    : Module<T>(name),
+      config_(config),
+      weights_(name + ".weight",
+               Shape{config.conv.out_channels, config.conv.in_channels, config.conv.kernel, config.conv.kernel},
+               matrix_shape(config), random_units(matrix_shape(config), config.sparsity, mask_rng)) {
+    MEST_CHECK(!config.conv.bias) << name << ": sparse convolutions have no bias";
+    MEST_INPUT_CHECK(config.sparsity >= 0.0 && config.sparsity <= 1.0)
+        << "--sparsity must be in [0, 1], got " << config.sparsity;
+}
+
+template <typename T>
+void SparseConv2d<T>::initialize(Rng & rng) {
+    // The dense layer's Kaiming normal (fan_out), drawn for the kept weights only.
+    const double fan_out = static_cast<double>(config_.conv.out_channels * config_.conv.kernel * config_.conv.kernel);
+    const double stddev = std::sqrt(2.0 / fan_out);
+    for (auto & w : weights_.param().value.span()) w = static_cast<T>(rng.normal() * stddev);
+}
+
+template <typename T>
+kernels::ConvGeometry SparseConv2d<T>::geometry_for(const Shape & input) const {
+    MEST_CHECK(input.rank == 4 && input[1] == config_.conv.in_channels)
+        << this->name_ << " expects [N," << config_.conv.in_channels << ",H,W], got " << input.str();
+    kernels::ConvGeometry g{input[0], input[1], input[2], input[3], config_.conv.out_channels,
+                            config_.conv.kernel, config_.conv.kernel, config_.conv.stride, config_.conv.pad};
+    MEST_CHECK(g.out_height() > 0 && g.out_width() > 0) << this->name_ << ": input " << input.str() << " too small";
+    return g;
+}
+
+template <typename T>
+Shape SparseConv2d<T>::output_shape(const Shape & input) const {
+    const auto g = geometry_for(input);
+    return Shape{g.batch, g.out_channels, g.out_height(), g.out_width()};
+}
+
+template <typename T>
+kernels::BlockSparseView SparseConv2d<T>::view() const {
+    const auto & s = weights_.shape();
+    return {s.rows,           s.cols,          s.block_rows,          weights_.block_ptr(), weights_.col_idx(),
+            weights_.col_ptr(), weights_.col_row(), weights_.col_value()};
+}
+
+template <typename T>
+Tensor<T> SparseConv2d<T>::forward(const Tensor<T> & x, bool training) {
+    const auto g = geometry_for(x.shape());
+    Tensor<T> y(output_shape(x.shape()), MemCategory::kActivations);
+    const T * values = weights_.param().value.data();
+    if constexpr (std::is_same_v<T, float>) {
+        if (backend_ == ConvBackend::kAuto) {
+            kernels::sparse_conv2d_forward(g, view(), values, x.data(), y.data());
+        } else {
+            kernels::sparse_conv2d_forward_reference(g, view(), values, x.data(), y.data());
+        }
+    } else {
+        kernels::sparse_conv2d_forward_reference(g, view(), values, x.data(), y.data());
+    }
+    saved_input_ = training ? x : Tensor<T>();
+    return y;
+}
+
+template <typename T>
+Tensor<T> SparseConv2d<T>::backward(const Tensor<T> & dy) {
+    MEST_CHECK(!saved_input_.empty()) << this->name_ << ": backward without a training forward";
+    const auto g = geometry_for(saved_input_.shape());
+    MEST_CHECK(dy.shape() == output_shape(saved_input_.shape())) << this->name_ << ": dy " << dy.shape().str();
+    auto & p = weights_.param();
+    Tensor<T> dx;
+    if (this->input_grad_required_) dx = Tensor<T>(saved_input_.shape(), MemCategory::kActivations);
+    bool fast = false;
+    if constexpr (std::is_same_v<T, float>) fast = backend_ == ConvBackend::kAuto;
+    if constexpr (std::is_same_v<T, float>) {
+        if (fast) {
+            kernels::sparse_conv2d_backward_weights(g, view(), saved_input_.data(), dy.data(), p.grad.data());
+            if (!dx.empty()) kernels::sparse_conv2d_backward_data(g, view(), p.value.data(), dy.data(), dx.data());
+        }
+    }
+    if (!fast) {
+        kernels::sparse_conv2d_backward_weights_reference(g, view(), saved_input_.data(), dy.data(), p.grad.data());
+        if (!dx.empty()) kernels::sparse_conv2d_backward_data_reference(g, view(), p.value.data(), dy.data(), dx.data());
+    }
+    saved_input_ = Tensor<T>();
+    return dx;
+}
+
+template class SparseConv2d<float>;
+template class SparseConv2d<double>;
+
+}  // namespace mest::nn

@@ -1,0 +1,192 @@
+#include "sparse/block_sparse_matrix.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace mest::sparse {
+
+namespace {
+
+Buffer<int32_t> index_buffer(const std::vector<int32_t> & v) {
+    Buffer<int32_t> b(v.size(), MemCategory::kSparseIndices);
+    std::copy(v.begin(), v.end(), b.data());
+    return b;
+}
+
+}  // namespace
+
+template <typename T>
+BlockSparseMatrix<T>::BlockSparseMatrix(std::string name, Shape logical_shape, BlockSparseShape shape,
+                                        std::span<const UnitPosition> units)
+    : shape_(shape),
+      param_(std::move(name), logical_shape, static_cast<std::size_t>(units.size() * shape.block_rows), true) {
+    MEST_CHECK(shape.rows > 0 && shape.cols > 0 && shape.block_rows > 0) << "bad block-sparse shape";
+    param_.sparse = true;
+    MEST_CHECK(shape.cols < (int64_t{1} << 31) && shape.total_units() < (int64_t{1} << 31)) << "layer too large";
+    std::vector<UnitPosition> sorted(units.begin(), units.end());
+    std::sort(sorted.begin(), sorted.end());
+    MEST_CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end()) << param_.name << ": duplicate unit";
+    std::vector<int32_t> ptr(static_cast<std::size_t>(shape.num_blocks() + 1), 0), cols;
+    cols.reserve(sorted.size());
+    for (const auto & u : sorted) {
+        MEST_CHECK(u.block >= 0 && u.block < shape.num_blocks() && u.col >= 0 && u.col < shape.cols)
+            << param_.name << ": unit (" << u.block << "," << u.col << ") out of range";
+        ++ptr[static_cast<std::size_t>(u.block) + 1];
+        cols.push_back(u.col);
+    }
+    for (std::size_t b = 1; b < ptr.size(); ++b) ptr[b] += ptr[b - 1];
+    block_ptr_ = index_buffer(ptr);
+    col_idx_ = index_buffer(cols);
+    rebuild_transpose();
+}
+
+template <typename T>
+UnitPosition BlockSparseMatrix<T>::unit_position(int64_t unit) const {
+    const int32_t * begin = block_ptr_.data();
+    const int32_t * end = begin + shape_.num_blocks() + 1;
+    const int32_t block = static_cast<int32_t>(std::upper_bound(begin, end, static_cast<int32_t>(unit)) - begin - 1);
+    return {block, col_idx_[static_cast<std::size_t>(unit)]};
+}
+
+template <typename T>
+void BlockSparseMatrix<T>::rebuild_transpose() {
+    const int64_t r = shape_.block_rows;
+    std::vector<int32_t> ptr(static_cast<std::size_t>(shape_.cols + 1), 0);
+    for (int64_t u = 0; u < nnz_units(); ++u) ptr[static_cast<std::size_t>(col_idx_[u]) + 1] += static_cast<int32_t>(r);
+    // Rows past the end of a partial last block hold no value: count them out.
+    const int64_t last_block_rows = shape_.rows - (shape_.num_blocks() - 1) * r;
+    const int64_t last_start = block_ptr_[shape_.num_blocks() - 1], last_end = block_ptr_[shape_.num_blocks()];
+    for (int64_t u = last_start; u < last_end; ++u)
+        ptr[static_cast<std::size_t>(col_idx_[u]) + 1] -= static_cast<int32_t>(r - last_block_rows);
+    for (std::size_t c = 1; c < ptr.size(); ++c) ptr[c] += ptr[c - 1];
+    std::vector<int32_t> fill(ptr.begin(), ptr.end() - 1), rows(static_cast<std::size_t>(ptr.back())),
+        values(static_cast<std::size_t>(ptr.back()));
+    for (int64_t b = 0; b < shape_.num_blocks(); ++b) {
+        for (int64_t u = block_ptr_[b]; u < block_ptr_[b + 1]; ++u) {
+            for (int64_t k = 0; k < r; ++k) {
+                const int64_t row = b * r + k;
+                if (row >= shape_.rows) break;
+                const auto at = static_cast<std::size_t>(fill[static_cast<std::size_t>(col_idx_[u])]++);
+                rows[at] = static_cast<int32_t>(row);
+                values[at] = static_cast<int32_t>(u * r + k);
+            }
+        }
+    }
+    t_col_ptr_ = index_buffer(ptr);
+    t_row_ = index_buffer(rows);
+    t_value_ = index_buffer(values);
+}
+
+template <typename T>
+void BlockSparseMatrix<T>::mutate(std::span<const int64_t> prune_units, std::span<const UnitPosition> grow_units) {
+    const int64_t r = shape_.block_rows;
+    std::vector<uint8_t> pruned(static_cast<std::size_t>(nnz_units()), 0);
+    for (int64_t u : prune_units) {
+        MEST_CHECK(u >= 0 && u < nnz_units() && !pruned[static_cast<std::size_t>(u)])
+            << param_.name << ": bad or repeated prune index " << u;
+        pruned[static_cast<std::size_t>(u)] = 1;
+    }
+    std::vector<UnitPosition> grow(grow_units.begin(), grow_units.end());
+    std::sort(grow.begin(), grow.end());
+    MEST_CHECK(std::adjacent_find(grow.begin(), grow.end()) == grow.end()) << param_.name << ": duplicate grow unit";
+
+    // Merge survivors (already sorted by block, col) with the sorted newcomers.
+    const int64_t new_units = nnz_units() - static_cast<int64_t>(prune_units.size()) + static_cast<int64_t>(grow.size());
+    std::vector<int32_t> ptr(static_cast<std::size_t>(shape_.num_blocks() + 1), 0), cols;
+    cols.reserve(static_cast<std::size_t>(new_units));
+    const std::size_t slots = param_.state.size();
+    Buffer<T> value(static_cast<std::size_t>(new_units * r), MemCategory::kParameters);
+    Buffer<T> grad(static_cast<std::size_t>(new_units * r), MemCategory::kGradients, true);
+    std::vector<Buffer<T>> state;
+    for (std::size_t s = 0; s < slots; ++s) state.emplace_back(static_cast<std::size_t>(new_units * r), MemCategory::kOptimizerState);
+    std::size_t g = 0;
+    int64_t out = 0;
+    auto emit = [&](int32_t block, int32_t col, int64_t from) {
+        ++ptr[static_cast<std::size_t>(block) + 1];
+        cols.push_back(col);
+        for (int64_t k = 0; k < r; ++k) {
+            value[out * r + k] = from >= 0 ? param_.value[from * r + k] : T(0);
+            for (std::size_t s = 0; s < slots; ++s) state[s][out * r + k] = from >= 0 ? param_.state[s][from * r + k] : T(0);
+        }
+        ++out;
+    };
+    for (int32_t b = 0; b < shape_.num_blocks(); ++b) {
+        for (int64_t u = block_ptr_[b]; u < block_ptr_[b + 1]; ++u) {
+            const int32_t col = col_idx_[u];
+            while (g < grow.size() && grow[g].block == b && grow[g].col < col) {
+                emit(b, grow[g].col, -1);
+                ++g;
+            }
+            MEST_CHECK(g >= grow.size() || !(grow[g].block == b && grow[g].col == col) || pruned[static_cast<std::size_t>(u)])
+                << param_.name << ": grow position (" << b << "," << col << ") is already occupied";
+            if (!pruned[static_cast<std::size_t>(u)]) emit(b, col, u);
+            if (g < grow.size() && grow[g].block == b && grow[g].col == col) {
+                emit(b, col, -1);  // re-grown in the same update: starts from zero like any newcomer
+                ++g;
+            }
+        }
+        while (g < grow.size() && grow[g].block == b) {
+            MEST_CHECK(grow[g].col >= 0 && grow[g].col < shape_.cols) << param_.name << ": grow column out of range";
+            emit(b, grow[g].col, -1);
+            ++g;
+        }
+    }
+    MEST_CHECK(g == grow.size()) << param_.name << ": grow block out of range";
+    MEST_CHECK(out == new_units) << param_.name << ": unit count mismatch after mutation";
+    for (std::size_t b = 1; b < ptr.size(); ++b) ptr[b] += ptr[b - 1];
+    block_ptr_ = index_buffer(ptr);
+    col_idx_ = index_buffer(cols);
+    param_.value = std::move(value);
+    param_.grad = std::move(grad);
+    param_.state = std::move(state);
+    rebuild_transpose();
+}
+
+template <typename T>
+void BlockSparseMatrix<T>::check_invariants() const {
+    const int64_t blocks = shape_.num_blocks();
+    MEST_CHECK(static_cast<int64_t>(block_ptr_.size()) == blocks + 1 && block_ptr_[0] == 0 &&
+               block_ptr_[blocks] == nnz_units())
+        << param_.name << ": block pointer array inconsistent";
+    for (int64_t b = 0; b < blocks; ++b) {
+        MEST_CHECK(block_ptr_[b] <= block_ptr_[b + 1]) << param_.name << ": block pointers not monotone";
+        for (int64_t u = block_ptr_[b]; u < block_ptr_[b + 1]; ++u) {
+            MEST_CHECK(col_idx_[u] >= 0 && col_idx_[u] < shape_.cols) << param_.name << ": column out of range";
+            MEST_CHECK(u == block_ptr_[b] || col_idx_[u - 1] < col_idx_[u]) << param_.name << ": columns not sorted/unique";
+        }
+    }
+    MEST_CHECK(param_.value.size() == static_cast<std::size_t>(nnz()) && param_.grad.size() == param_.value.size())
+        << param_.name << ": value/grad size";
+    for (const auto & s : param_.state) MEST_CHECK(s.size() == param_.value.size()) << param_.name << ": state size";
+    int64_t transposed = 0;
+    for (int64_t c = 0; c < shape_.cols; ++c) {
+        for (int64_t i = t_col_ptr_[c]; i < t_col_ptr_[c + 1]; ++i) {
+            const int64_t v = t_value_[i], row = t_row_[i];
+            const int64_t unit = v / shape_.block_rows;
+            MEST_CHECK(col_idx_[unit] == c && unit_position(unit).block * shape_.block_rows + v % shape_.block_rows == row)
+                << param_.name << ": transposed view inconsistent";
+            ++transposed;
+        }
+    }
+    const int64_t padded_rows = blocks * shape_.block_rows - shape_.rows;
+    const int64_t last_units = block_ptr_[blocks] - block_ptr_[blocks - 1];
+    MEST_CHECK(transposed == nnz() - padded_rows * last_units) << param_.name << ": transposed view size";
+}
+
+template <typename T>
+std::vector<T> BlockSparseMatrix<T>::to_dense_for_testing() const {
+    std::vector<T> dense(static_cast<std::size_t>(shape_.rows * shape_.cols), T(0));
+    for (int64_t b = 0; b < shape_.num_blocks(); ++b)
+        for (int64_t u = block_ptr_[b]; u < block_ptr_[b + 1]; ++u)
+            for (int64_t k = 0; k < shape_.block_rows; ++k) {
+                const int64_t row = b * shape_.block_rows + k;
+                if (row < shape_.rows) dense[static_cast<std::size_t>(row * shape_.cols + col_idx_[u])] = value(u, k);
+            }
+    return dense;
+}
+
+template class BlockSparseMatrix<float>;
+template class BlockSparseMatrix<double>;
+
+}  // namespace mest::sparse

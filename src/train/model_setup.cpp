@@ -1,0 +1,40 @@
+#include "train/model_setup.h"
+
+namespace mest::train {
+
+std::unique_ptr<nn::Sequential<float>> build_configured_model(const TrainConfig & config, const nn::InputSpec & input) {
+    nn::SparsityConfig sparsity;
+    if (config.method != "dense") {
+        sparsity.scheme = config.scheme;
+        sparsity.sparsity = config.sparsity;
+        sparsity.block_rows = config.block_rows;
+    }
+    sparsity.seed = config.seed;
+    return nn::build_model<float>(config.model, input, sparsity);
+}
+
+double SparsityReport::sparse_layer_sparsity() const {
+    return sparse_layer_weights ? 1.0 - static_cast<double>(sparse_layer_nonzeros) / static_cast<double>(sparse_layer_weights)
+                                : 0.0;
+}
+
+double SparsityReport::overall_sparsity() const {
+    return all_weights ? 1.0 - static_cast<double>(all_stored) / static_cast<double>(all_weights) : 0.0;
+}
+
+SparsityReport measure_sparsity(const std::vector<nn::Parameter<float> *> & params) {
+    SparsityReport r;
+    for (const auto * p : params) {
+        const int64_t logical = p->shape.numel();
+        const auto stored = static_cast<int64_t>(p->size());
+        r.all_weights += logical;
+        r.all_stored += stored;
+        if (p->sparse) {
+            r.sparse_layer_weights += logical;
+            r.sparse_layer_nonzeros += stored;
+        }
+    }
+    return r;
+}
+
+}  // namespace mest::train
