@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "core/profiler.h"
 #include "core/threads.h"
 #include "core/version.h"
 #include "nn/models.h"
@@ -26,6 +27,7 @@ CLI::App * add_bench_command(CLI::App & app, BenchArgs & args) {
     cmd->add_option("--sparsity", args.sparsity, "Fraction of each sparse layer's weights removed")->capture_default_str();
     cmd->add_option("--block-rows", args.block_rows, "Block scheme: output channels per unit")->capture_default_str();
     cmd->add_flag("--json", args.json, "Print one JSON line");
+    cmd->add_flag("--profile", args.profile, "Also report the time per kind of operation");
     return cmd;
 }
 
@@ -50,6 +52,10 @@ int run_bench(const BenchArgs & args) {
 
     std::vector<double> times;
     for (int i = 0; i < args.warmup + args.steps; ++i) {
+        if (i == args.warmup && args.profile) {
+            profiler_reset();
+            profiler_enable(true);
+        }
         const auto t0 = std::chrono::steady_clock::now();
         train::train_step(*model, loss, sgd, images, labels, 0.1);
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -62,7 +68,7 @@ int run_bench(const BenchArgs & args) {
     nlohmann::json ledger = nlohmann::json::object();
     for (int i = 0; i < kMemCategoryCount; ++i)
         ledger[mem_category_name(static_cast<MemCategory>(i))] = static_cast<double>(snap.peak[i]) / (1 << 20);
-    const nlohmann::json j{{"framework", std::string("mest ") + version()},
+    nlohmann::json j{{"framework", std::string("mest ") + version()},
                            {"model", args.model},
                            {"batch", args.batch},
                            {"threads", args.threads},
@@ -75,6 +81,19 @@ int run_bench(const BenchArgs & args) {
                            {"images_per_s", args.batch * 1000.0 / median},
                            {"peak_rss_mb", static_cast<double>(process_peak_rss_bytes()) / (1 << 20)},
                            {"ledger_peak_mb", ledger}};
+    nlohmann::json ops = nlohmann::json::object();
+    double total_ms = 0.0;
+    for (double t : times) total_ms += t;
+    if (args.profile) {
+        profiler_enable(false);
+        double accounted = 0.0;
+        for (const auto & op : profiler_report()) {
+            ops[op.name] = 1000.0 * op.seconds / static_cast<double>(times.size());
+            accounted += 1000.0 * op.seconds;
+        }
+        ops["unaccounted"] = (total_ms - accounted) / static_cast<double>(times.size());
+        j["ms_per_step_by_op"] = ops;
+    }
     if (args.json) {
         std::printf("%s\n", j.dump().c_str());
     } else {
@@ -82,6 +101,12 @@ int run_bench(const BenchArgs & args) {
                     args.model.c_str(), args.scheme.c_str(), sparsity.sparsity, args.batch, args.threads, median, times.front(), times.back(),
                     args.batch * 1000.0 / median, static_cast<double>(process_peak_rss_bytes()) / (1 << 20));
         std::printf("ledger peaks (MB): %s\n", ledger.dump().c_str());
+        if (args.profile) {
+            std::printf("time per step by operation (mean over timed steps):\n");
+            for (const auto & [name, ms] : ops.items())
+                std::printf("  %-30s %8.2f ms  %5.1f%%\n", name.c_str(), ms.get<double>(),
+                            100.0 * ms.get<double>() * static_cast<double>(times.size()) / total_ms);
+        }
     }
     return 0;
 }

@@ -31,7 +31,7 @@ struct BenchArgs {
     std::string scheme = "dense";
     double sparsity = 0.9;
     int block_rows = 4;
-    bool json = false;
+    bool json = false, profile = false;
 };
 CLI::App * add_bench_command(CLI::App & app, BenchArgs & args);
 int run_bench(const BenchArgs & args);

@@ -49,6 +49,24 @@ Padded pad_planes(const float * src, int64_t planes, int64_t h, int64_t w, int64
     return {out, hp, wp};
 }
 
+// Copies planes [planes, h, w] to rows of width `wp` (zero columns w..wp-1), each plane padded with
+// zeros to `plane_stride` floats: the gradient laid out like the padded input's flattened rows.
+float * widen_rows(const float * src, int64_t planes, int64_t h, int64_t w, int64_t wp, int64_t plane_stride,
+                   WorkspaceSlot slot) {
+    float * out = static_cast<float *>(
+        workspace_get(slot, static_cast<std::size_t>(planes * plane_stride + kSlackFloats) * sizeof(float)));
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < planes; ++p) {
+        float * dst = out + p * plane_stride;
+        std::memset(dst, 0, static_cast<std::size_t>(plane_stride) * sizeof(float));
+        for (int64_t y = 0; y < h; ++y) std::memcpy(dst + y * wp, src + (p * h + y) * w, static_cast<std::size_t>(w) * sizeof(float));
+    }
+    std::memset(out + planes * plane_stride, 0, kSlackFloats * sizeof(float));
+    return out;
+}
+
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
 }  // namespace
 }  // namespace mest::kernels
 #endif
@@ -146,9 +164,79 @@ void forward_blocks(const ConvGeometry & g, const BlockSparseView & w, const flo
     }
 }
 
+// Stride 1 on a padded plane is a 1-D correlation over the flattened rows: output position
+// i = oy*Wp + ox reads input i + ky*Wp + kx. Computing the (k-1) junk columns per row keeps every
+// vector full even on 8x8 maps; `tmp` receives R planes of `span` floats.
+template <int R, int NV>
+HWY_INLINE void flat_correlation(D d, const float * in, const int64_t * offsets, const float * const * weights,
+                                 int64_t entries, int64_t span, float * tmp, int64_t tmp_stride) {
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d)), tile = NV * lanes;
+    for (int64_t pos = 0; pos < span; pos += tile) {
+        V acc[R][NV];
+        for (int r = 0; r < R; ++r)
+            for (int v = 0; v < NV; ++v) acc[r][v] = hn::Zero(d);
+        for (int64_t e = 0; e < entries; ++e) {
+            const float * p = in + offsets[e] + pos;
+            V x[NV];
+            for (int v = 0; v < NV; ++v) x[v] = hn::LoadU(d, p + v * lanes);
+            for (int r = 0; r < R; ++r) {
+                const V wv = hn::Set(d, weights[e][r]);
+                for (int v = 0; v < NV; ++v) acc[r][v] = hn::MulAdd(wv, x[v], acc[r][v]);
+            }
+        }
+        for (int r = 0; r < R; ++r)
+            for (int v = 0; v < NV; ++v) hn::StoreU(acc[r][v], d, tmp + r * tmp_stride + pos + v * lanes);
+    }
+}
+
+template <int R, int NV>
+void forward_flat(const ConvGeometry & g, const BlockSparseView & w, const float * values, const Padded & in,
+                  float * dst) {
+    const D d;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+    const int64_t ho = g.out_height(), wo = g.out_width(), taps = g.kernel_h * g.kernel_w;
+    const int64_t plane = in.height * in.width, span = ho * in.width, stride = round_up(span, NV * lanes);
+#pragma omp parallel
+    {
+        std::vector<int64_t> offsets;
+        std::vector<const float *> weights;
+        std::vector<float> tmp(static_cast<std::size_t>(R * stride));
+#pragma omp for collapse(2) schedule(dynamic, 1)
+        for (int64_t n = 0; n < g.batch; ++n) {
+            for (int64_t b = 0; b < w.num_blocks(); ++b) {
+                const int64_t begin = w.block_ptr[b], count = w.block_ptr[b + 1] - begin;
+                offsets.resize(static_cast<std::size_t>(count));
+                weights.resize(static_cast<std::size_t>(count));
+                for (int64_t e = 0; e < count; ++e) {
+                    const int64_t c = w.col_idx[begin + e];
+                    const int64_t ic = c / taps, ky = (c % taps) / g.kernel_w, kx = c % g.kernel_w;
+                    offsets[e] = (n * g.in_channels + ic) * plane + ky * in.width + kx;
+                    weights[e] = values + (begin + e) * R;
+                }
+                flat_correlation<R, NV>(d, in.data, offsets.data(), weights.data(), count, span, tmp.data(), stride);
+                const int64_t rows_valid = std::min<int64_t>(R, w.rows - b * R);
+                for (int64_t r = 0; r < rows_valid; ++r) {
+                    float * out = dst + (n * g.out_channels + b * R + r) * ho * wo;
+                    for (int64_t oy = 0; oy < ho; ++oy)
+                        std::memcpy(out + oy * wo, tmp.data() + r * stride + oy * in.width,
+                                    static_cast<std::size_t>(wo) * sizeof(float));
+                }
+            }
+        }
+    }
+}
+
 void SparseForward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
                    float * dst) {
     const Padded in = pad_planes(src, g.batch * g.in_channels, g.in_height, g.in_width, g.pad, WorkspaceSlot::kStagingA);
+    if (g.stride == 1) {
+        switch (w.block_rows) {
+            case 1: forward_flat<1, 4>(g, w, values, in, dst); return;
+            case 2: forward_flat<2, 3>(g, w, values, in, dst); return;
+            case 4: forward_flat<4, 2>(g, w, values, in, dst); return;
+            default: break;
+        }
+    }
     switch (w.block_rows) {
         case 1: forward_blocks<1, 4>(g, w, values, in, dst); break;
         case 2: forward_blocks<2, 2>(g, w, values, in, dst); break;
@@ -167,14 +255,16 @@ void SparseBackwardData(const ConvGeometry & g, const BlockSparseView & w, const
     }
     const D d;
     constexpr int NV = 4;
-    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d)), tile = NV * lanes;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
     const int64_t ho = g.out_height(), wo = g.out_width(), taps = g.kernel_h * g.kernel_w;
     const Padded dy = pad_planes(diff_dst, g.batch * g.out_channels, ho, wo, q, WorkspaceSlot::kStagingC);
     const int64_t plane = dy.height * dy.width, k1 = g.kernel_h - 1;
+    const int64_t span = g.in_height * dy.width, stride = round_up(span, NV * lanes);
 #pragma omp parallel
     {
         std::vector<int64_t> offsets;
         std::vector<const float *> weights;
+        std::vector<float> tmp(static_cast<std::size_t>(stride));
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int64_t n = 0; n < g.batch; ++n) {
             for (int64_t ic = 0; ic < g.in_channels; ++ic) {
@@ -187,14 +277,12 @@ void SparseBackwardData(const ConvGeometry & g, const BlockSparseView & w, const
                         weights.push_back(values + w.col_value[e]);
                     }
                 }
-                for (int64_t iy = 0; iy < g.in_height; ++iy) {
-                    for (int64_t ix0 = 0; ix0 < g.in_width; ix0 += tile) {
-                        float * out_row = diff_src + ((n * g.in_channels + ic) * g.in_height + iy) * g.in_width + ix0;
-                        row_tile<1, NV>(d, dy.data + iy * dy.width + ix0, 1, offsets.data(), weights.data(),
-                                        static_cast<int64_t>(offsets.size()), &out_row, 1,
-                                        std::min(tile, g.in_width - ix0));
-                    }
-                }
+                flat_correlation<1, NV>(d, dy.data, offsets.data(), weights.data(), static_cast<int64_t>(offsets.size()),
+                                        span, tmp.data(), stride);
+                float * out = diff_src + (n * g.in_channels + ic) * g.in_height * g.in_width;
+                for (int64_t iy = 0; iy < g.in_height; ++iy)
+                    std::memcpy(out + iy * g.in_width, tmp.data() + iy * dy.width,
+                                static_cast<std::size_t>(g.in_width) * sizeof(float));
             }
         }
     }
@@ -236,6 +324,36 @@ void weight_grads(const ConvGeometry & g, const BlockSparseView & w, const Padde
     }
 }
 
+// Stride 1: with the gradient widened to the padded row width (zeros in the junk columns), each
+// non-zero's gradient is one flat dot product over the plane, all vectors full.
+template <int R>
+void weight_grads_flat(const ConvGeometry & g, const BlockSparseView & w, const Padded & in, const float * dy_wide,
+                       int64_t dy_stride, int64_t n_begin, int64_t n_end, float * grads) {
+    const D d;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+    const int64_t taps = g.kernel_h * g.kernel_w, plane = in.height * in.width;
+    for (int64_t n = n_begin; n < n_end; ++n) {
+        for (int64_t b = 0; b < w.num_blocks(); ++b) {
+            const int64_t rows_valid = std::min<int64_t>(R, w.rows - b * R);
+            const float * dy[R];
+            for (int r = 0; r < R; ++r)
+                dy[r] = dy_wide + (n * g.out_channels + b * R + std::min<int64_t>(r, rows_valid - 1)) * dy_stride;
+            for (int64_t u = w.block_ptr[b]; u < w.block_ptr[b + 1]; ++u) {
+                const int64_t c = w.col_idx[u], ic = c / taps, ky = (c % taps) / g.kernel_w, kx = c % g.kernel_w;
+                const float * x = in.data + (n * g.in_channels + ic) * plane + ky * in.width + kx;
+                V acc[R];
+                for (int r = 0; r < R; ++r) acc[r] = hn::Zero(d);
+                for (int64_t i = 0; i < dy_stride; i += lanes) {
+                    const V xv = hn::LoadU(d, x + i);
+                    for (int r = 0; r < R; ++r) acc[r] = hn::MulAdd(hn::Load(d, dy[r] + i), xv, acc[r]);
+                }
+                for (int r = 0; r < R; ++r)
+                    grads[u * R + r] += r < rows_valid ? hn::GetLane(hn::SumOfLanes(d, acc[r])) : 0.0f;
+            }
+        }
+    }
+}
+
 void SparseBackwardWeights(const ConvGeometry & g, const BlockSparseView & w, const float * src,
                            const float * diff_dst, float * diff_values) {
     if (w.block_rows != 1 && w.block_rows != 2 && w.block_rows != 4) {
@@ -244,6 +362,11 @@ void SparseBackwardWeights(const ConvGeometry & g, const BlockSparseView & w, co
     }
     const Padded in = pad_planes(src, g.batch * g.in_channels, g.in_height, g.in_width, g.pad, WorkspaceSlot::kStagingA);
     const int64_t nnz = static_cast<int64_t>(w.block_ptr[w.num_blocks()]) * w.block_rows;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
+    const int64_t dy_stride = round_up(g.out_height() * in.width, lanes);
+    const float * dy_wide = g.stride == 1 ? widen_rows(diff_dst, g.batch * g.out_channels, g.out_height(), g.out_width(),
+                                                       in.width, dy_stride, WorkspaceSlot::kStagingC)
+                                          : nullptr;
     const int threads = std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(g.batch)));
     // One private gradient per thread (nnz floats each), summed in thread order: deterministic.
     Buffer<float> partial(static_cast<std::size_t>(nnz * threads), MemCategory::kWorkspace, true);
@@ -252,10 +375,18 @@ void SparseBackwardWeights(const ConvGeometry & g, const BlockSparseView & w, co
         const int t = omp_get_thread_num();
         const int64_t n_begin = g.batch * t / threads, n_end = g.batch * (t + 1) / threads;
         float * mine = partial.data() + nnz * t;
-        switch (w.block_rows) {
-            case 1: weight_grads<1>(g, w, in, diff_dst, n_begin, n_end, mine); break;
-            case 2: weight_grads<2>(g, w, in, diff_dst, n_begin, n_end, mine); break;
-            default: weight_grads<4>(g, w, in, diff_dst, n_begin, n_end, mine); break;
+        if (dy_wide != nullptr) {
+            switch (w.block_rows) {
+                case 1: weight_grads_flat<1>(g, w, in, dy_wide, dy_stride, n_begin, n_end, mine); break;
+                case 2: weight_grads_flat<2>(g, w, in, dy_wide, dy_stride, n_begin, n_end, mine); break;
+                default: weight_grads_flat<4>(g, w, in, dy_wide, dy_stride, n_begin, n_end, mine); break;
+            }
+        } else {
+            switch (w.block_rows) {
+                case 1: weight_grads<1>(g, w, in, diff_dst, n_begin, n_end, mine); break;
+                case 2: weight_grads<2>(g, w, in, diff_dst, n_begin, n_end, mine); break;
+                default: weight_grads<4>(g, w, in, diff_dst, n_begin, n_end, mine); break;
+            }
         }
     }
     for (int64_t i = 0; i < nnz; ++i) {

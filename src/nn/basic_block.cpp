@@ -1,4 +1,5 @@
 #include "nn/basic_block.h"
+#include "core/profiler.h"
 
 #include "core/parallel.h"
 #include "nn/norm_act_ops.h"
@@ -74,6 +75,7 @@ Tensor<T> BasicBlock<T>::forward(const Tensor<T> & x, bool training) {
     }
     MEST_CHECK(s.shape() == out.shape()) << this->name_ << ": shortcut " << s.shape().str() << " vs "
                                          << out.shape().str();
+    ScopedOpTimer timer(OpKind::kAddRelu);
     parallel_chunks(out.numel(), [&](int64_t begin, int64_t len) {
         ops::add_relu_inplace(out.data() + begin, s.data() + begin, len);
     });
@@ -86,9 +88,12 @@ Tensor<T> BasicBlock<T>::backward(const Tensor<T> & dy) {
     MEST_CHECK(!saved_output_.empty()) << this->name_ << ": backward without a training forward";
     // dz = dy * [out > 0] feeds both branches.
     Tensor<T> dz(dy.shape(), MemCategory::kActivations);
+    {
+    ScopedOpTimer timer(OpKind::kAddRelu);
     parallel_chunks(dy.numel(), [&](int64_t begin, int64_t len) {
         ops::relu_backward(dy.data() + begin, saved_output_.data() + begin, len, dz.data() + begin);
     });
+    }
     saved_output_ = Tensor<T>();
 
     Tensor<T> dx = conv1_->backward(bn1_.backward(conv2_->backward(bn2_.backward(dz))));
@@ -102,6 +107,7 @@ Tensor<T> BasicBlock<T>::backward(const Tensor<T> & dy) {
         case ShortcutKind::kPadSubsample: ds = pad_subsample_backward(dz); break;
         case ShortcutKind::kConvBn: ds = short_conv_->backward(short_bn_->backward(dz)); break;
     }
+    ScopedOpTimer timer(OpKind::kAddRelu);
     T * out = dx.data();
     const T * sp = ds.data();
     const int64_t n_in = dx.numel();

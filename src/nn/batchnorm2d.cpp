@@ -1,4 +1,5 @@
 #include "nn/batchnorm2d.h"
+#include "core/profiler.h"
 
 #include <algorithm>
 #include <cmath>
@@ -39,6 +40,7 @@ void BatchNorm2d<T>::release_saved() {
 // Splits the per-channel loops over threads; a chunk of channels keeps its planes in one thread.
 template <typename T>
 Tensor<T> BatchNorm2d<T>::forward(const Tensor<T> & x, bool training) {
+    ScopedOpTimer timer(OpKind::kBatchNormForward);
     MEST_CHECK(x.shape().rank == 4 && x.dim(1) == channels_) << this->name_ << ": input " << x.shape().str();
     const int64_t n_batch = x.dim(0), plane = x.dim(2) * x.dim(3), count = n_batch * plane;
     Tensor<T> y(x.shape(), MemCategory::kActivations);
@@ -90,6 +92,7 @@ Tensor<T> BatchNorm2d<T>::backward(const Tensor<T> & dy) {
 //   dx = gamma inv_std g' - gamma inv_std^2 dgamma (x - mean) / M - gamma inv_std dbeta / M.
 template <typename T>
 Tensor<T> BatchNorm2d<T>::backward_masked(const Tensor<T> & dy, const Tensor<T> * relu_output) {
+    ScopedOpTimer timer(OpKind::kBatchNormBackward);
     MEST_CHECK(!saved_input_.empty()) << this->name_ << ": backward without a training forward";
     MEST_CHECK(dy.shape() == saved_input_.shape()) << this->name_ << ": dy " << dy.shape().str();
     const int64_t n_batch = dy.dim(0), plane = dy.dim(2) * dy.dim(3), count = n_batch * plane;

@@ -1,4 +1,5 @@
 #include "nn/conv2d.h"
+#include "core/profiler.h"
 
 #include <cmath>
 #include <type_traits>
@@ -61,6 +62,7 @@ bool Conv2d<T>::use_dnnl() const {
 
 template <typename T>
 Tensor<T> Conv2d<T>::forward(const Tensor<T> & x, bool training) {
+    ScopedOpTimer timer(OpKind::kConvForward);
     const auto g = geometry_for(x.shape());
     Tensor<T> y(output_shape(x.shape()), MemCategory::kActivations);
     const T * bias = bias_ ? bias_->value.data() : nullptr;
@@ -89,7 +91,11 @@ Tensor<T> Conv2d<T>::backward(const Tensor<T> & dy) {
     bool done = false;
     if constexpr (std::is_same_v<T, float>) {
         if (use_dnnl()) {
-            dnnl_->backward_weights(saved_input_.data(), dy.data(), weight_.grad.data(), dbias);
+            {
+                ScopedOpTimer timer(OpKind::kConvBackwardWeights);
+                dnnl_->backward_weights(saved_input_.data(), dy.data(), weight_.grad.data(), dbias);
+            }
+            ScopedOpTimer timer(OpKind::kConvBackwardData);
             if (!dx.empty()) dnnl_->backward_data(dy.data(), weight_.value.data(), dx.data());
             done = true;
         }

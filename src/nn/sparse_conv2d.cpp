@@ -1,4 +1,5 @@
 #include "nn/sparse_conv2d.h"
+#include "core/profiler.h"
 
 #include <cmath>
 #include <type_traits>
@@ -75,6 +76,7 @@ kernels::BlockSparseView SparseConv2d<T>::view() const {
 
 template <typename T>
 Tensor<T> SparseConv2d<T>::forward(const Tensor<T> & x, bool training) {
+    ScopedOpTimer timer(OpKind::kSparseConvForward);
     const auto g = geometry_for(x.shape());
     Tensor<T> y(output_shape(x.shape()), MemCategory::kActivations);
     const T * values = weights_.param().value.data();
@@ -103,7 +105,11 @@ Tensor<T> SparseConv2d<T>::backward(const Tensor<T> & dy) {
     if constexpr (std::is_same_v<T, float>) fast = backend_ == ConvBackend::kAuto;
     if constexpr (std::is_same_v<T, float>) {
         if (fast) {
-            kernels::sparse_conv2d_backward_weights(g, view(), saved_input_.data(), dy.data(), p.grad.data());
+            {
+                ScopedOpTimer timer(OpKind::kSparseConvBackwardWeights);
+                kernels::sparse_conv2d_backward_weights(g, view(), saved_input_.data(), dy.data(), p.grad.data());
+            }
+            ScopedOpTimer timer(OpKind::kSparseConvBackwardData);
             if (!dx.empty()) kernels::sparse_conv2d_backward_data(g, view(), p.value.data(), dy.data(), dx.data());
         }
     }

@@ -1,4 +1,5 @@
 #include "train/step.h"
+#include "core/profiler.h"
 
 namespace mest::train {
 
@@ -8,9 +9,16 @@ StepResult train_step(nn::Sequential<float> & model, nn::SoftmaxCrossEntropy<flo
     StepResult r;
     {
         Tensor<float> logits = model.forward(images, true);
+        ScopedOpTimer timer(OpKind::kLoss);
         r.per_example = loss.forward(logits, labels);
     }
-    model.backward(loss.backward());
+    Tensor<float> dlogits;
+    {
+        ScopedOpTimer timer(OpKind::kLoss);
+        dlogits = loss.backward();
+    }
+    model.backward(dlogits);
+    ScopedOpTimer timer(OpKind::kOptimizer);
     optimizer.step(lr);
     r.loss = r.per_example.mean_loss;
     r.correct = r.per_example.num_correct;
