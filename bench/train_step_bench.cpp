@@ -34,7 +34,8 @@ void train_step_benchmark(benchmark::State & state, const char * model_name) {
             static_cast<double>(snap.peak[i]) / (1 << 20);
     }
     state.counters["MB_peak_rss"] = static_cast<double>(mest::process_peak_rss_bytes()) / (1 << 20);
-    state.counters["img_per_s"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["img_per_s"] =
+        benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 }  // namespace

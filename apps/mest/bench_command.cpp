@@ -22,9 +22,11 @@ CLI::App * add_bench_command(CLI::App & app, BenchArgs & args) {
     cmd->add_option("--classes", args.classes, "Classes")->capture_default_str();
     cmd->add_option("--steps", args.steps, "Timed steps")->capture_default_str();
     cmd->add_option("--warmup", args.warmup, "Untimed warm-up steps")->capture_default_str();
-    cmd->add_option("--scheme", args.scheme, "dense, or the sparsity scheme of the residual 3x3 convs: unstructured, block")
+    cmd->add_option("--scheme", args.scheme,
+                    "dense, or the sparsity scheme of the residual 3x3 convs: unstructured, block")
         ->capture_default_str();
-    cmd->add_option("--sparsity", args.sparsity, "Fraction of each sparse layer's weights removed")->capture_default_str();
+    cmd->add_option("--sparsity", args.sparsity, "Fraction of each sparse layer's weights removed")
+        ->capture_default_str();
     cmd->add_option("--block-rows", args.block_rows, "Block scheme: output channels per unit")->capture_default_str();
     cmd->add_flag("--json", args.json, "Print one JSON line");
     cmd->add_flag("--profile", args.profile, "Also report the time per kind of operation");
@@ -62,25 +64,25 @@ int run_bench(const BenchArgs & args) {
         if (i >= args.warmup) times.push_back(ms);
     }
     std::sort(times.begin(), times.end());
-    const double median = times.size() % 2 ? times[times.size() / 2]
-                                           : 0.5 * (times[times.size() / 2 - 1] + times[times.size() / 2]);
+    const double median =
+        times.size() % 2 ? times[times.size() / 2] : 0.5 * (times[times.size() / 2 - 1] + times[times.size() / 2]);
     const auto snap = MemoryLedger::instance().snapshot();
     nlohmann::json ledger = nlohmann::json::object();
     for (int i = 0; i < kMemCategoryCount; ++i)
         ledger[mem_category_name(static_cast<MemCategory>(i))] = static_cast<double>(snap.peak[i]) / (1 << 20);
     nlohmann::json j{{"framework", std::string("mest ") + version()},
-                           {"model", args.model},
-                           {"batch", args.batch},
-                           {"threads", args.threads},
-                           {"input", args.input},
-                           {"scheme", args.scheme},
-                           {"sparsity", sparsity.sparsity},
-                           {"step_ms_median", median},
-                           {"step_ms_min", times.front()},
-                           {"step_ms_max", times.back()},
-                           {"images_per_s", args.batch * 1000.0 / median},
-                           {"peak_rss_mb", static_cast<double>(process_peak_rss_bytes()) / (1 << 20)},
-                           {"ledger_peak_mb", ledger}};
+                     {"model", args.model},
+                     {"batch", args.batch},
+                     {"threads", args.threads},
+                     {"input", args.input},
+                     {"scheme", args.scheme},
+                     {"sparsity", sparsity.sparsity},
+                     {"step_ms_median", median},
+                     {"step_ms_min", times.front()},
+                     {"step_ms_max", times.back()},
+                     {"images_per_s", args.batch * 1000.0 / median},
+                     {"peak_rss_mb", static_cast<double>(process_peak_rss_bytes()) / (1 << 20)},
+                     {"ledger_peak_mb", ledger}};
     nlohmann::json ops = nlohmann::json::object();
     double total_ms = 0.0;
     for (double t : times) total_ms += t;
@@ -97,9 +99,11 @@ int run_bench(const BenchArgs & args) {
     if (args.json) {
         std::printf("%s\n", j.dump().c_str());
     } else {
-        std::printf("%s (%s %.2f) batch %d, %d threads: step median %.2f ms (min %.2f, max %.2f), %.1f img/s, peak RSS %.1f MB\n",
-                    args.model.c_str(), args.scheme.c_str(), sparsity.sparsity, args.batch, args.threads, median, times.front(), times.back(),
-                    args.batch * 1000.0 / median, static_cast<double>(process_peak_rss_bytes()) / (1 << 20));
+        std::printf(
+            "%s (%s %.2f) batch %d, %d threads: step median %.2f ms (min %.2f, max %.2f), %.1f img/s, peak RSS %.1f "
+            "MB\n",
+            args.model.c_str(), args.scheme.c_str(), sparsity.sparsity, args.batch, args.threads, median, times.front(),
+            times.back(), args.batch * 1000.0 / median, static_cast<double>(process_peak_rss_bytes()) / (1 << 20));
         std::printf("ledger peaks (MB): %s\n", ledger.dump().c_str());
         if (args.profile) {
             std::printf("time per step by operation (mean over timed steps):\n");

@@ -9,8 +9,9 @@ namespace mest::app {
 
 CLI::App * add_train_command(CLI::App & app, TrainArgs & args) {
     auto & c = args.config;
-    CLI::App * cmd = app.add_subcommand("train", "Train a model and write a run directory (config.json, metrics.jsonl, "
-                                                 "checkpoints `last` and `best`)");
+    CLI::App * cmd = app.add_subcommand("train",
+                                        "Train a model and write a run directory (config.json, metrics.jsonl, "
+                                        "checkpoints `last` and `best`)");
     cmd->add_option("--data", c.data, "Dataset: fashion-mnist, mnist, cifar10, cifar100")->capture_default_str();
     cmd->add_option("--data-dir", c.data_dir, "Directory of the dataset files (default: the Debian package's)");
     cmd->add_option("--model", c.model, "Model: resnet20, resnet32, resnet56, resnet32w2, vgg19, lenet5")
@@ -35,6 +36,7 @@ CLI::App * add_train_command(CLI::App & app, TrainArgs & args) {
         ->capture_default_str();
     cmd->add_option("--warmup-epochs", c.warmup_epochs, "Linear warm-up length in epochs")->capture_default_str();
     cmd->add_option("--seed", c.seed, "Seed of every random choice (same seed + threads = same run)")
+        ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
     cmd->add_option("--threads", c.threads, "Worker threads")->capture_default_str();
     cmd->add_option("--limit-train", c.limit_train, "Train on the first N examples only (0 = all)")

@@ -15,7 +15,9 @@ void * aligned_alloc_bytes(std::size_t bytes) {
     return ptr;
 }
 
-void aligned_free_bytes(void * ptr) { std::free(ptr); }
+void aligned_free_bytes(void * ptr) {
+    std::free(ptr);
+}
 
 }  // namespace mest
 

@@ -43,10 +43,10 @@ std::string check_prefix(const char * file, int line, const char * expr);
 }  // namespace mest
 
 // Internal invariant: always on, reports file:line and the failed expression plus streamed values.
-#define MEST_CHECK(cond)                                                                        \
-    if (cond) {                                                                                 \
-    } else                                                                                      \
-        ::mest::ErrorBuilder(::mest::ErrorKind::kInternal,                                      \
+#define MEST_CHECK(cond)                                   \
+    if (cond) {                                            \
+    } else                                                 \
+        ::mest::ErrorBuilder(::mest::ErrorKind::kInternal, \
                              ::mest::detail::check_prefix(__FILE__, __LINE__, #cond).c_str())
 
 // User-facing failure: message only, no source location.

@@ -9,8 +9,8 @@
 namespace mest {
 
 const char * mem_category_name(MemCategory category) {
-    static constexpr const char * kNames[] = {"parameters", "gradients",      "optimizer_state", "activations",
-                                              "workspace",  "sparse_indices", "data"};
+    static constexpr const char * kNames[] = {
+        "parameters", "gradients", "optimizer_state", "activations", "workspace", "sparse_indices", "data"};
     static_assert(sizeof(kNames) / sizeof(kNames[0]) == kMemCategoryCount);
     return kNames[static_cast<int>(category)];
 }
@@ -52,8 +52,12 @@ LedgerSnapshot MemoryLedger::snapshot() const {
     return s;
 }
 
-std::size_t MemoryLedger::current(MemCategory category) const { return current_[static_cast<int>(category)].load(); }
-std::size_t MemoryLedger::peak(MemCategory category) const { return peak_[static_cast<int>(category)].load(); }
+std::size_t MemoryLedger::current(MemCategory category) const {
+    return current_[static_cast<int>(category)].load();
+}
+std::size_t MemoryLedger::peak(MemCategory category) const {
+    return peak_[static_cast<int>(category)].load();
+}
 
 void MemoryLedger::reset_peaks() {
     for (int i = 0; i < kMemCategoryCount; ++i) peak_[i].store(current_[i].load());
@@ -72,8 +76,12 @@ std::size_t read_status_kb(const char * key) {
 }
 }  // namespace
 
-std::size_t process_peak_rss_bytes() { return read_status_kb("VmHWM"); }
-std::size_t process_current_rss_bytes() { return read_status_kb("VmRSS"); }
+std::size_t process_peak_rss_bytes() {
+    return read_status_kb("VmHWM");
+}
+std::size_t process_current_rss_bytes() {
+    return read_status_kb("VmRSS");
+}
 
 std::string format_bytes(std::size_t bytes) {
     char buf[32];

@@ -1,10 +1,10 @@
 // Splits [0, n) into one contiguous chunk per thread, so element-wise kernels keep their SIMD
 // inner loop and each thread streams one region.
 #pragma once
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdint>
-
-#include <omp.h>
 
 namespace mest {
 
@@ -16,7 +16,7 @@ void parallel_chunks(int64_t n, Fn && fn) {
         if (n > 0) fn(int64_t{0}, n);
         return;
     }
-#pragma omp parallel num_threads(static_cast<int>(max_threads))
+#pragma omp parallel num_threads(static_cast <int>(max_threads))
     {
         const int64_t t = omp_get_thread_num(), threads = omp_get_num_threads();
         // Chunk boundaries on 16-float multiples keep every chunk but the last vector-aligned.

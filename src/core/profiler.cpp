@@ -7,10 +7,17 @@ namespace mest {
 
 namespace {
 constexpr int kKinds = static_cast<int>(OpKind::kCount);
-constexpr const char * kNames[] = {"conv_forward",           "conv_backward_data",    "conv_backward_weights",
-                                   "sparse_conv_forward",    "sparse_conv_backward_data",
-                                   "sparse_conv_backward_weights", "batchnorm_forward", "batchnorm_backward",
-                                   "add_relu",               "other_layers",          "loss",
+constexpr const char * kNames[] = {"conv_forward",
+                                   "conv_backward_data",
+                                   "conv_backward_weights",
+                                   "sparse_conv_forward",
+                                   "sparse_conv_backward_data",
+                                   "sparse_conv_backward_weights",
+                                   "batchnorm_forward",
+                                   "batchnorm_backward",
+                                   "add_relu",
+                                   "other_layers",
+                                   "loss",
                                    "optimizer"};
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == kKinds);
 
@@ -19,8 +26,12 @@ std::array<double, kKinds> g_seconds{};
 std::array<long long, kKinds> g_calls{};
 }  // namespace
 
-void profiler_enable(bool enabled) { g_enabled.store(enabled); }
-bool profiler_enabled() { return g_enabled.load(std::memory_order_relaxed); }
+void profiler_enable(bool enabled) {
+    g_enabled.store(enabled);
+}
+bool profiler_enabled() {
+    return g_enabled.load(std::memory_order_relaxed);
+}
 
 void profiler_reset() {
     g_seconds.fill(0.0);

@@ -41,7 +41,8 @@ public:
         if (active_) start_ = std::chrono::steady_clock::now();
     }
     ~ScopedOpTimer() {
-        if (active_) profiler_add(kind_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+        if (active_)
+            profiler_add(kind_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
     }
     ScopedOpTimer(const ScopedOpTimer &) = delete;
     ScopedOpTimer & operator=(const ScopedOpTimer &) = delete;

@@ -44,7 +44,8 @@ class Tensor {
 public:
     Tensor() = default;
     Tensor(Shape shape, MemCategory category, bool zero = false)
-        : shape_(shape), storage_(std::make_shared<Buffer<T>>(static_cast<std::size_t>(shape.numel()), category, zero)) {}
+        : shape_(shape),
+          storage_(std::make_shared<Buffer<T>>(static_cast<std::size_t>(shape.numel()), category, zero)) {}
 
     static Tensor zeros(Shape shape, MemCategory category) { return Tensor(shape, category, true); }
 

@@ -48,7 +48,9 @@ struct Staged {
     }
 };
 
-void * scratchpad(const memory::desc & md) { return workspace_get(WorkspaceSlot::kScratchpad, md.get_size()); }
+void * scratchpad(const memory::desc & md) {
+    return workspace_get(WorkspaceSlot::kScratchpad, md.get_size());
+}
 
 }  // namespace
 
@@ -90,10 +92,9 @@ DnnlConv2d::DnnlConv2d(const ConvGeometry & g, bool has_bias) : impl_(std::make_
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
 
-    auto fwd_desc = dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
-                                                    dnnl::algorithm::convolution_direct, src_any, w_any,
-                                                    has_bias ? im.bias_md : no_bias, dst_any, im.strides,
-                                                    im.padding, im.padding);
+    auto fwd_desc = dnnl::convolution_forward::desc(
+        dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src_any, w_any,
+        has_bias ? im.bias_md : no_bias, dst_any, im.strides, im.padding, im.padding);
     auto fwd_pd = dnnl::convolution_forward::primitive_desc(fwd_desc, attr, eng);
     im.fwd = dnnl::convolution_forward(fwd_pd);
     im.fwd_src.init(src_user, fwd_pd.src_desc(), WorkspaceSlot::kStagingA);
@@ -101,8 +102,8 @@ DnnlConv2d::DnnlConv2d(const ConvGeometry & g, bool has_bias) : impl_(std::make_
     im.fwd_dst.init(dst_user, fwd_pd.dst_desc(), WorkspaceSlot::kStagingC);
     im.fwd_scratch_md = fwd_pd.scratchpad_desc();
 
-    auto bd_desc = dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, src_any, w_any,
-                                                         dst_any, im.strides, im.padding, im.padding);
+    auto bd_desc = dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, src_any, w_any, dst_any,
+                                                         im.strides, im.padding, im.padding);
     auto bd_pd = dnnl::convolution_backward_data::primitive_desc(bd_desc, attr, eng, fwd_pd);
     im.bwd_data = dnnl::convolution_backward_data(bd_pd);
     im.bd_diff_dst.init(dst_user, bd_pd.diff_dst_desc(), WorkspaceSlot::kStagingC);
@@ -123,7 +124,9 @@ DnnlConv2d::DnnlConv2d(const ConvGeometry & g, bool has_bias) : impl_(std::make_
 
 DnnlConv2d::~DnnlConv2d() = default;
 
-const ConvGeometry & DnnlConv2d::geometry() const { return impl_->g; }
+const ConvGeometry & DnnlConv2d::geometry() const {
+    return impl_->g;
+}
 
 void DnnlConv2d::forward(const float * src, const float * weights, const float * bias, float * dst) {
     auto & im = *impl_;

@@ -24,8 +24,8 @@ void gemm<double>(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, d
 }
 
 template <>
-void gemm<float>(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float * a,
-                 int64_t lda, const float * b, int64_t ldb, float beta, float * c, int64_t ldc) {
+void gemm<float>(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float * a, int64_t lda,
+                 const float * b, int64_t ldb, float beta, float * c, int64_t ldc) {
     const dnnl_status_t status =
         dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     MEST_CHECK(status == dnnl_success) << "dnnl_sgemm failed with status " << static_cast<int>(status);

@@ -53,8 +53,7 @@ void ScaleShift(const float * x, int64_t n, float scale, float shift, bool relu,
     }
 }
 
-void BnBackwardSums(const float * g, const float * x, const float * relu_output, int64_t n, float mean,
-                    double * sums) {
+void BnBackwardSums(const float * g, const float * x, const float * relu_output, int64_t n, float mean, double * sums) {
     const hn::ScalableTag<float> d;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
     const auto vm = hn::Set(d, mean), zero = hn::Zero(d);
@@ -97,7 +96,8 @@ void AddReluInplace(float * y, const float * s, int64_t n) {
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
     const auto zero = hn::Zero(d);
     int64_t i = 0;
-    for (; i + lanes <= n; i += lanes) hn::StoreU(hn::Max(hn::Add(hn::LoadU(d, y + i), hn::LoadU(d, s + i)), zero), d, y + i);
+    for (; i + lanes <= n; i += lanes)
+        hn::StoreU(hn::Max(hn::Add(hn::LoadU(d, y + i), hn::LoadU(d, s + i)), zero), d, y + i);
     for (; i < n; ++i) y[i] = std::max(0.0f, y[i] + s[i]);
 }
 
@@ -124,7 +124,9 @@ HWY_EXPORT(BnBackwardApply);
 HWY_EXPORT(AddReluInplace);
 HWY_EXPORT(ReluBackward);
 
-void plane_sums(const float * x, int64_t n, double * sums) { HWY_DYNAMIC_DISPATCH(PlaneSums)(x, n, sums); }
+void plane_sums(const float * x, int64_t n, double * sums) {
+    HWY_DYNAMIC_DISPATCH(PlaneSums)(x, n, sums);
+}
 void scale_shift(const float * x, int64_t n, float scale, float shift, bool relu, float * y) {
     HWY_DYNAMIC_DISPATCH(ScaleShift)(x, n, scale, shift, relu, y);
 }
@@ -136,7 +138,9 @@ void bn_backward_apply(const float * g, const float * x, const float * relu_outp
                        float b, float c, float * out) {
     HWY_DYNAMIC_DISPATCH(BnBackwardApply)(g, x, relu_output, n, mean, a, b, c, out);
 }
-void add_relu_inplace(float * y, const float * s, int64_t n) { HWY_DYNAMIC_DISPATCH(AddReluInplace)(y, s, n); }
+void add_relu_inplace(float * y, const float * s, int64_t n) {
+    HWY_DYNAMIC_DISPATCH(AddReluInplace)(y, s, n);
+}
 void relu_backward(const float * g, const float * y, int64_t n, float * out) {
     HWY_DYNAMIC_DISPATCH(ReluBackward)(g, y, n, out);
 }

@@ -31,7 +31,8 @@ struct Padded {
 // Copies planes [planes, h, w] into a zero border of `pad` rows/columns on each side.
 Padded pad_planes(const float * src, int64_t planes, int64_t h, int64_t w, int64_t pad, WorkspaceSlot slot) {
     const int64_t hp = h + 2 * pad, wp = w + 2 * pad;
-    float * out = static_cast<float *>(workspace_get(slot, static_cast<std::size_t>(planes * hp * wp + kSlackFloats) * sizeof(float)));
+    float * out = static_cast<float *>(
+        workspace_get(slot, static_cast<std::size_t>(planes * hp * wp + kSlackFloats) * sizeof(float)));
 #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < planes; ++p) {
         float * dst = out + p * hp * wp;
@@ -59,13 +60,16 @@ float * widen_rows(const float * src, int64_t planes, int64_t h, int64_t w, int6
     for (int64_t p = 0; p < planes; ++p) {
         float * dst = out + p * plane_stride;
         std::memset(dst, 0, static_cast<std::size_t>(plane_stride) * sizeof(float));
-        for (int64_t y = 0; y < h; ++y) std::memcpy(dst + y * wp, src + (p * h + y) * w, static_cast<std::size_t>(w) * sizeof(float));
+        for (int64_t y = 0; y < h; ++y)
+            std::memcpy(dst + y * wp, src + (p * h + y) * w, static_cast<std::size_t>(w) * sizeof(float));
     }
     std::memset(out + planes * plane_stride, 0, kSlackFloats * sizeof(float));
     return out;
 }
 
-int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+int64_t round_up(int64_t x, int64_t m) {
+    return (x + m - 1) / m * m;
+}
 
 }  // namespace
 }  // namespace mest::kernels
@@ -228,26 +232,42 @@ void forward_flat(const ConvGeometry & g, const BlockSparseView & w, const float
 
 void SparseForward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
                    float * dst) {
-    const Padded in = pad_planes(src, g.batch * g.in_channels, g.in_height, g.in_width, g.pad, WorkspaceSlot::kStagingA);
+    const Padded in =
+        pad_planes(src, g.batch * g.in_channels, g.in_height, g.in_width, g.pad, WorkspaceSlot::kStagingA);
     if (g.stride == 1) {
         switch (w.block_rows) {
-            case 1: forward_flat<1, 4>(g, w, values, in, dst); return;
-            case 2: forward_flat<2, 3>(g, w, values, in, dst); return;
-            case 4: forward_flat<4, 2>(g, w, values, in, dst); return;
-            default: break;
+            case 1:
+                forward_flat<1, 4>(g, w, values, in, dst);
+                return;
+            case 2:
+                forward_flat<2, 3>(g, w, values, in, dst);
+                return;
+            case 4:
+                forward_flat<4, 2>(g, w, values, in, dst);
+                return;
+            default:
+                break;
         }
     }
     switch (w.block_rows) {
-        case 1: forward_blocks<1, 4>(g, w, values, in, dst); break;
-        case 2: forward_blocks<2, 2>(g, w, values, in, dst); break;
-        case 4: forward_blocks<4, 2>(g, w, values, in, dst); break;
-        default: sparse_conv2d_forward_reference(g, w, values, src, dst); break;
+        case 1:
+            forward_blocks<1, 4>(g, w, values, in, dst);
+            break;
+        case 2:
+            forward_blocks<2, 2>(g, w, values, in, dst);
+            break;
+        case 4:
+            forward_blocks<4, 2>(g, w, values, in, dst);
+            break;
+        default:
+            sparse_conv2d_forward_reference(g, w, values, src, dst);
+            break;
     }
 }
 
 // Stride 1: dX = correlation of the gradient, padded by k-1-p, with the flipped transposed weight.
-void SparseBackwardData(const ConvGeometry & g, const BlockSparseView & w, const float * values,
-                        const float * diff_dst, float * diff_src) {
+void SparseBackwardData(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * diff_dst,
+                        float * diff_src) {
     const int64_t q = g.kernel_h - 1 - g.pad;
     if (g.stride != 1 || g.kernel_h != g.kernel_w || q < 0) {
         sparse_conv2d_backward_data_reference(g, w, values, diff_dst, diff_src);
@@ -273,12 +293,13 @@ void SparseBackwardData(const ConvGeometry & g, const BlockSparseView & w, const
                 for (int64_t c = ic * taps; c < (ic + 1) * taps; ++c) {
                     const int64_t ky = (c % taps) / g.kernel_w, kx = c % g.kernel_w;
                     for (int64_t e = w.col_ptr[c]; e < w.col_ptr[c + 1]; ++e) {
-                        offsets.push_back((n * g.out_channels + w.col_row[e]) * plane + (k1 - ky) * dy.width + (k1 - kx));
+                        offsets.push_back((n * g.out_channels + w.col_row[e]) * plane + (k1 - ky) * dy.width +
+                                          (k1 - kx));
                         weights.push_back(values + w.col_value[e]);
                     }
                 }
-                flat_correlation<1, NV>(d, dy.data, offsets.data(), weights.data(), static_cast<int64_t>(offsets.size()),
-                                        span, tmp.data(), stride);
+                flat_correlation<1, NV>(d, dy.data, offsets.data(), weights.data(),
+                                        static_cast<int64_t>(offsets.size()), span, tmp.data(), stride);
                 float * out = diff_src + (n * g.in_channels + ic) * g.in_height * g.in_width;
                 for (int64_t iy = 0; iy < g.in_height; ++iy)
                     std::memcpy(out + iy * g.in_width, tmp.data() + iy * dy.width,
@@ -354,18 +375,19 @@ void weight_grads_flat(const ConvGeometry & g, const BlockSparseView & w, const 
     }
 }
 
-void SparseBackwardWeights(const ConvGeometry & g, const BlockSparseView & w, const float * src,
-                           const float * diff_dst, float * diff_values) {
+void SparseBackwardWeights(const ConvGeometry & g, const BlockSparseView & w, const float * src, const float * diff_dst,
+                           float * diff_values) {
     if (w.block_rows != 1 && w.block_rows != 2 && w.block_rows != 4) {
         sparse_conv2d_backward_weights_reference(g, w, src, diff_dst, diff_values);
         return;
     }
-    const Padded in = pad_planes(src, g.batch * g.in_channels, g.in_height, g.in_width, g.pad, WorkspaceSlot::kStagingA);
+    const Padded in =
+        pad_planes(src, g.batch * g.in_channels, g.in_height, g.in_width, g.pad, WorkspaceSlot::kStagingA);
     const int64_t nnz = static_cast<int64_t>(w.block_ptr[w.num_blocks()]) * w.block_rows;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
     const int64_t dy_stride = round_up(g.out_height() * in.width, lanes);
-    const float * dy_wide = g.stride == 1 ? widen_rows(diff_dst, g.batch * g.out_channels, g.out_height(), g.out_width(),
-                                                       in.width, dy_stride, WorkspaceSlot::kStagingC)
+    const float * dy_wide = g.stride == 1 ? widen_rows(diff_dst, g.batch * g.out_channels, g.out_height(),
+                                                       g.out_width(), in.width, dy_stride, WorkspaceSlot::kStagingC)
                                           : nullptr;
     const int threads = std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(g.batch)));
     // One private gradient per thread (nnz floats each), summed in thread order: deterministic.
@@ -377,15 +399,27 @@ void SparseBackwardWeights(const ConvGeometry & g, const BlockSparseView & w, co
         float * mine = partial.data() + nnz * t;
         if (dy_wide != nullptr) {
             switch (w.block_rows) {
-                case 1: weight_grads_flat<1>(g, w, in, dy_wide, dy_stride, n_begin, n_end, mine); break;
-                case 2: weight_grads_flat<2>(g, w, in, dy_wide, dy_stride, n_begin, n_end, mine); break;
-                default: weight_grads_flat<4>(g, w, in, dy_wide, dy_stride, n_begin, n_end, mine); break;
+                case 1:
+                    weight_grads_flat<1>(g, w, in, dy_wide, dy_stride, n_begin, n_end, mine);
+                    break;
+                case 2:
+                    weight_grads_flat<2>(g, w, in, dy_wide, dy_stride, n_begin, n_end, mine);
+                    break;
+                default:
+                    weight_grads_flat<4>(g, w, in, dy_wide, dy_stride, n_begin, n_end, mine);
+                    break;
             }
         } else {
             switch (w.block_rows) {
-                case 1: weight_grads<1>(g, w, in, diff_dst, n_begin, n_end, mine); break;
-                case 2: weight_grads<2>(g, w, in, diff_dst, n_begin, n_end, mine); break;
-                default: weight_grads<4>(g, w, in, diff_dst, n_begin, n_end, mine); break;
+                case 1:
+                    weight_grads<1>(g, w, in, diff_dst, n_begin, n_end, mine);
+                    break;
+                case 2:
+                    weight_grads<2>(g, w, in, diff_dst, n_begin, n_end, mine);
+                    break;
+                default:
+                    weight_grads<4>(g, w, in, diff_dst, n_begin, n_end, mine);
+                    break;
             }
         }
     }

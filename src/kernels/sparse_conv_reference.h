@@ -20,8 +20,8 @@ struct BlockSparseView {
 };
 
 template <typename T>
-void sparse_conv2d_forward_reference(const ConvGeometry & g, const BlockSparseView & w, const T * values,
-                                     const T * src, T * dst) {
+void sparse_conv2d_forward_reference(const ConvGeometry & g, const BlockSparseView & w, const T * values, const T * src,
+                                     T * dst) {
     const int64_t ho = g.out_height(), wo = g.out_width(), taps = g.kernel_h * g.kernel_w;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t n = 0; n < g.batch; ++n) {

@@ -1,7 +1,7 @@
 #include "nn/basic_block.h"
-#include "core/profiler.h"
 
 #include "core/parallel.h"
+#include "core/profiler.h"
 #include "nn/norm_act_ops.h"
 
 namespace mest::nn {
@@ -69,9 +69,15 @@ Tensor<T> BasicBlock<T>::forward(const Tensor<T> & x, bool training) {
     Tensor<T> out = bn2_.forward(conv2_->forward(h, training), training);
     Tensor<T> s;
     switch (shortcut_) {
-        case ShortcutKind::kIdentity: s = x; break;
-        case ShortcutKind::kPadSubsample: s = pad_subsample_forward(x); break;
-        case ShortcutKind::kConvBn: s = short_bn_->forward(short_conv_->forward(x, training), training); break;
+        case ShortcutKind::kIdentity:
+            s = x;
+            break;
+        case ShortcutKind::kPadSubsample:
+            s = pad_subsample_forward(x);
+            break;
+        case ShortcutKind::kConvBn:
+            s = short_bn_->forward(short_conv_->forward(x, training), training);
+            break;
     }
     MEST_CHECK(s.shape() == out.shape()) << this->name_ << ": shortcut " << s.shape().str() << " vs "
                                          << out.shape().str();
@@ -89,10 +95,10 @@ Tensor<T> BasicBlock<T>::backward(const Tensor<T> & dy) {
     // dz = dy * [out > 0] feeds both branches.
     Tensor<T> dz(dy.shape(), MemCategory::kActivations);
     {
-    ScopedOpTimer timer(OpKind::kAddRelu);
-    parallel_chunks(dy.numel(), [&](int64_t begin, int64_t len) {
-        ops::relu_backward(dy.data() + begin, saved_output_.data() + begin, len, dz.data() + begin);
-    });
+        ScopedOpTimer timer(OpKind::kAddRelu);
+        parallel_chunks(dy.numel(), [&](int64_t begin, int64_t len) {
+            ops::relu_backward(dy.data() + begin, saved_output_.data() + begin, len, dz.data() + begin);
+        });
     }
     saved_output_ = Tensor<T>();
 
@@ -103,9 +109,15 @@ Tensor<T> BasicBlock<T>::backward(const Tensor<T> & dy) {
     }
     Tensor<T> ds;
     switch (shortcut_) {
-        case ShortcutKind::kIdentity: ds = dz; break;
-        case ShortcutKind::kPadSubsample: ds = pad_subsample_backward(dz); break;
-        case ShortcutKind::kConvBn: ds = short_conv_->backward(short_bn_->backward(dz)); break;
+        case ShortcutKind::kIdentity:
+            ds = dz;
+            break;
+        case ShortcutKind::kPadSubsample:
+            ds = pad_subsample_backward(dz);
+            break;
+        case ShortcutKind::kConvBn:
+            ds = short_conv_->backward(short_bn_->backward(dz));
+            break;
     }
     ScopedOpTimer timer(OpKind::kAddRelu);
     T * out = dx.data();

@@ -1,9 +1,9 @@
 #include "nn/batchnorm2d.h"
-#include "core/profiler.h"
 
 #include <algorithm>
 #include <cmath>
 
+#include "core/profiler.h"
 #include "nn/norm_act_ops.h"
 
 namespace mest::nn {

@@ -1,9 +1,9 @@
 #include "nn/conv2d.h"
-#include "core/profiler.h"
 
 #include <cmath>
 #include <type_traits>
 
+#include "core/profiler.h"
 #include "kernels/conv_reference.h"
 
 namespace mest::nn {
@@ -15,8 +15,7 @@ Conv2d<T>::Conv2d(std::string name, const Conv2dConfig & config)
       weight_(name + ".weight", Shape{config.out_channels, config.in_channels, config.kernel, config.kernel},
               static_cast<std::size_t>(config.out_channels * config.in_channels * config.kernel * config.kernel),
               true) {
-    MEST_CHECK(config.in_channels > 0 && config.out_channels > 0 && config.kernel > 0 && config.stride > 0)
-        << name;
+    MEST_CHECK(config.in_channels > 0 && config.out_channels > 0 && config.kernel > 0 && config.stride > 0) << name;
     if (config.bias) {
         bias_ = std::make_unique<Parameter<T>>(name + ".bias", Shape{config.out_channels},
                                                static_cast<std::size_t>(config.out_channels), true);

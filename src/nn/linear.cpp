@@ -11,8 +11,8 @@ Linear<T>::Linear(std::string name, int64_t in_features, int64_t out_features, b
     : Module<T>(name),
       in_features_(in_features),
       out_features_(out_features),
-      weight_(name + ".weight", Shape{out_features, in_features},
-              static_cast<std::size_t>(in_features * out_features), true) {
+      weight_(name + ".weight", Shape{out_features, in_features}, static_cast<std::size_t>(in_features * out_features),
+              true) {
     if (bias) {
         bias_ = std::make_unique<Parameter<T>>(name + ".bias", Shape{out_features},
                                                static_cast<std::size_t>(out_features), true);
@@ -54,8 +54,8 @@ Tensor<T> Linear<T>::backward(const Tensor<T> & dy) {
     MEST_CHECK(!saved_input_.empty()) << this->name_ << ": backward without a training forward";
     const int64_t n = dy.dim(0);
     // dW[out, in] = dy^T[out, N] * x[N, in]
-    kernels::gemm<T>(true, false, out_features_, in_features_, n, T(1), dy.data(), out_features_,
-                     saved_input_.data(), in_features_, T(0), weight_.grad.data(), in_features_);
+    kernels::gemm<T>(true, false, out_features_, in_features_, n, T(1), dy.data(), out_features_, saved_input_.data(),
+                     in_features_, T(0), weight_.grad.data(), in_features_);
     if (bias_) {
         for (int64_t j = 0; j < out_features_; ++j) {
             T acc = 0;

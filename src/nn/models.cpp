@@ -64,7 +64,8 @@ std::unique_ptr<Sequential<T>> build_resnet(int depth, std::array<int64_t, 3> wi
 // global average pooling is the same there and also works for 28x28 inputs.
 template <typename T>
 std::unique_ptr<Sequential<T>> build_vgg19(const InputSpec & in) {
-    static const int kCfg[] = {64, 64, -1, 128, 128, -1, 256, 256, 256, 256, -1, 512, 512, 512, 512, -1, 512, 512, 512, 512};
+    static const int kCfg[] = {64, 64,  -1,  128, 128, -1, 256, 256, 256, 256,
+                               -1, 512, 512, 512, 512, -1, 512, 512, 512, 512};
     auto net = std::make_unique<Sequential<T>>("vgg19");
     int64_t channels = in.channels;
     int conv = 0, pool = 0;
@@ -123,13 +124,20 @@ std::unique_ptr<Sequential<T>> build_model(const std::string & name, const Input
     MEST_INPUT_CHECK(sparsity.scheme == "dense" || resnet)
         << "--scheme " << sparsity.scheme << ": sparse layers are implemented for the ResNets only so far";
     std::unique_ptr<Sequential<T>> net;
-    if (name == "resnet20") net = build_resnet<T>(20, {16, 32, 64}, false, input, sparsity);
-    else if (name == "resnet32") net = build_resnet<T>(32, {16, 32, 64}, false, input, sparsity);
-    else if (name == "resnet56") net = build_resnet<T>(56, {16, 32, 64}, false, input, sparsity);
-    else if (name == "resnet32w2") net = build_resnet<T>(32, {32, 64, 128}, true, input, sparsity);
-    else if (name == "vgg19") net = build_vgg19<T>(input);
-    else if (name == "lenet5") net = build_lenet5<T>(input);
-    else MEST_FAIL_INPUT() << "--model: unknown model '" << name << "' (valid: " << joined(model_names()) << ")";
+    if (name == "resnet20")
+        net = build_resnet<T>(20, {16, 32, 64}, false, input, sparsity);
+    else if (name == "resnet32")
+        net = build_resnet<T>(32, {16, 32, 64}, false, input, sparsity);
+    else if (name == "resnet56")
+        net = build_resnet<T>(56, {16, 32, 64}, false, input, sparsity);
+    else if (name == "resnet32w2")
+        net = build_resnet<T>(32, {32, 64, 128}, true, input, sparsity);
+    else if (name == "vgg19")
+        net = build_vgg19<T>(input);
+    else if (name == "lenet5")
+        net = build_lenet5<T>(input);
+    else
+        MEST_FAIL_INPUT() << "--model: unknown model '" << name << "' (valid: " << joined(model_names()) << ")";
     net->set_input_grad_required(false);
     return net;
 }

@@ -13,12 +13,12 @@ namespace mest::nn {
 template <typename T>
 struct Parameter {
     std::string name;
-    Shape shape;              // logical (dense) shape, for reports and checkpoints
-    Buffer<T> value;          // kParameters
-    Buffer<T> grad;           // kGradients; written by backward each step
+    Shape shape;                   // logical (dense) shape, for reports and checkpoints
+    Buffer<T> value;               // kParameters
+    Buffer<T> grad;                // kGradients; written by backward each step
     std::vector<Buffer<T>> state;  // optimizer slots (e.g. momentum), kOptimizerState, created by the optimizer
-    bool decay = true;        // weight decay applies (PyTorch-style: all parameters by default)
-    bool sparse = false;      // values are the non-zeros of a compressed layer (size() < shape.numel() allowed)
+    bool decay = true;             // weight decay applies (PyTorch-style: all parameters by default)
+    bool sparse = false;           // values are the non-zeros of a compressed layer (size() < shape.numel() allowed)
 
     Parameter(std::string param_name, Shape logical_shape, std::size_t count, bool apply_decay)
         : name(std::move(param_name)),

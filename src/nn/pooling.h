@@ -9,7 +9,8 @@ namespace mest::nn {
 template <typename T>
 class MaxPool2d : public Module<T> {
 public:
-    MaxPool2d(std::string name, int64_t kernel, int64_t stride) : Module<T>(std::move(name)), kernel_(kernel), stride_(stride) {}
+    MaxPool2d(std::string name, int64_t kernel, int64_t stride)
+        : Module<T>(std::move(name)), kernel_(kernel), stride_(stride) {}
     Tensor<T> forward(const Tensor<T> & x, bool training) override;
     Tensor<T> backward(const Tensor<T> & dy) override;
     void release_saved() override { argmax_.clear(); }
@@ -24,7 +25,8 @@ private:
 template <typename T>
 class AvgPool2d : public Module<T> {
 public:
-    AvgPool2d(std::string name, int64_t kernel, int64_t stride) : Module<T>(std::move(name)), kernel_(kernel), stride_(stride) {}
+    AvgPool2d(std::string name, int64_t kernel, int64_t stride)
+        : Module<T>(std::move(name)), kernel_(kernel), stride_(stride) {}
     Tensor<T> forward(const Tensor<T> & x, bool training) override;
     Tensor<T> backward(const Tensor<T> & dy) override;
     Shape output_shape(const Shape & input) const override;

@@ -1,9 +1,9 @@
 #include "nn/sparse_conv2d.h"
-#include "core/profiler.h"
 
 #include <cmath>
 #include <type_traits>
 
+#include "core/profiler.h"
 #include "kernels/sparse_conv.h"
 
 namespace mest::nn {
@@ -55,8 +55,15 @@ template <typename T>
 kernels::ConvGeometry SparseConv2d<T>::geometry_for(const Shape & input) const {
     MEST_CHECK(input.rank == 4 && input[1] == config_.conv.in_channels)
         << this->name_ << " expects [N," << config_.conv.in_channels << ",H,W], got " << input.str();
-    kernels::ConvGeometry g{input[0], input[1], input[2], input[3], config_.conv.out_channels,
-                            config_.conv.kernel, config_.conv.kernel, config_.conv.stride, config_.conv.pad};
+    kernels::ConvGeometry g{input[0],
+                            input[1],
+                            input[2],
+                            input[3],
+                            config_.conv.out_channels,
+                            config_.conv.kernel,
+                            config_.conv.kernel,
+                            config_.conv.stride,
+                            config_.conv.pad};
     MEST_CHECK(g.out_height() > 0 && g.out_width() > 0) << this->name_ << ": input " << input.str() << " too small";
     return g;
 }
@@ -70,8 +77,14 @@ Shape SparseConv2d<T>::output_shape(const Shape & input) const {
 template <typename T>
 kernels::BlockSparseView SparseConv2d<T>::view() const {
     const auto & s = weights_.shape();
-    return {s.rows,           s.cols,          s.block_rows,          weights_.block_ptr(), weights_.col_idx(),
-            weights_.col_ptr(), weights_.col_row(), weights_.col_value()};
+    return {s.rows,
+            s.cols,
+            s.block_rows,
+            weights_.block_ptr(),
+            weights_.col_idx(),
+            weights_.col_ptr(),
+            weights_.col_row(),
+            weights_.col_value()};
 }
 
 template <typename T>
@@ -115,7 +128,8 @@ Tensor<T> SparseConv2d<T>::backward(const Tensor<T> & dy) {
     }
     if (!fast) {
         kernels::sparse_conv2d_backward_weights_reference(g, view(), saved_input_.data(), dy.data(), p.grad.data());
-        if (!dx.empty()) kernels::sparse_conv2d_backward_data_reference(g, view(), p.value.data(), dy.data(), dx.data());
+        if (!dx.empty())
+            kernels::sparse_conv2d_backward_data_reference(g, view(), p.value.data(), dy.data(), dx.data());
     }
     saved_input_ = Tensor<T>();
     return dx;

@@ -3,8 +3,8 @@
 #pragma once
 #include <memory>
 
-#include "nn/conv2d.h"
 #include "kernels/sparse_conv_reference.h"
+#include "nn/conv2d.h"
 #include "sparse/block_sparse_matrix.h"
 
 namespace mest::nn {

@@ -7,7 +7,7 @@
 namespace mest::optim {
 
 struct LrScheduleConfig {
-    std::string kind = "cosine";            // cosine | step
+    std::string kind = "cosine";  // cosine | step
     double lr = 0.1;
     double lr_min = 0.0;
     double warmup_epochs = 0.0;

@@ -5,7 +5,8 @@ namespace mest::optim {
 template <typename T>
 Sgd<T>::Sgd(std::vector<nn::Parameter<T> *> params, SgdConfig config) : params_(std::move(params)), config_(config) {
     for (auto * p : params_) {
-        if (config_.momentum != 0.0 && p->state.empty()) p->state.emplace_back(p->size(), MemCategory::kOptimizerState, true);
+        if (config_.momentum != 0.0 && p->state.empty())
+            p->state.emplace_back(p->size(), MemCategory::kOptimizerState, true);
     }
 }
 

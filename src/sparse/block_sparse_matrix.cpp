@@ -92,14 +92,16 @@ void BlockSparseMatrix<T>::mutate(std::span<const int64_t> prune_units, std::spa
     MEST_CHECK(std::adjacent_find(grow.begin(), grow.end()) == grow.end()) << param_.name << ": duplicate grow unit";
 
     // Merge survivors (already sorted by block, col) with the sorted newcomers.
-    const int64_t new_units = nnz_units() - static_cast<int64_t>(prune_units.size()) + static_cast<int64_t>(grow.size());
+    const int64_t new_units =
+        nnz_units() - static_cast<int64_t>(prune_units.size()) + static_cast<int64_t>(grow.size());
     std::vector<int32_t> ptr(static_cast<std::size_t>(shape_.num_blocks() + 1), 0), cols;
     cols.reserve(static_cast<std::size_t>(new_units));
     const std::size_t slots = param_.state.size();
     Buffer<T> value(static_cast<std::size_t>(new_units * r), MemCategory::kParameters);
     Buffer<T> grad(static_cast<std::size_t>(new_units * r), MemCategory::kGradients, true);
     std::vector<Buffer<T>> state;
-    for (std::size_t s = 0; s < slots; ++s) state.emplace_back(static_cast<std::size_t>(new_units * r), MemCategory::kOptimizerState);
+    for (std::size_t s = 0; s < slots; ++s)
+        state.emplace_back(static_cast<std::size_t>(new_units * r), MemCategory::kOptimizerState);
     std::size_t g = 0;
     int64_t out = 0;
     auto emit = [&](int32_t block, int32_t col, int64_t from) {
@@ -107,7 +109,8 @@ void BlockSparseMatrix<T>::mutate(std::span<const int64_t> prune_units, std::spa
         cols.push_back(col);
         for (int64_t k = 0; k < r; ++k) {
             value[out * r + k] = from >= 0 ? param_.value[from * r + k] : T(0);
-            for (std::size_t s = 0; s < slots; ++s) state[s][out * r + k] = from >= 0 ? param_.state[s][from * r + k] : T(0);
+            for (std::size_t s = 0; s < slots; ++s)
+                state[s][out * r + k] = from >= 0 ? param_.state[s][from * r + k] : T(0);
         }
         ++out;
     };
@@ -118,7 +121,8 @@ void BlockSparseMatrix<T>::mutate(std::span<const int64_t> prune_units, std::spa
                 emit(b, grow[g].col, -1);
                 ++g;
             }
-            MEST_CHECK(g >= grow.size() || !(grow[g].block == b && grow[g].col == col) || pruned[static_cast<std::size_t>(u)])
+            MEST_CHECK(g >= grow.size() || !(grow[g].block == b && grow[g].col == col) ||
+                       pruned[static_cast<std::size_t>(u)])
                 << param_.name << ": grow position (" << b << "," << col << ") is already occupied";
             if (!pruned[static_cast<std::size_t>(u)]) emit(b, col, u);
             if (g < grow.size() && grow[g].block == b && grow[g].col == col) {
@@ -153,7 +157,8 @@ void BlockSparseMatrix<T>::check_invariants() const {
         MEST_CHECK(block_ptr_[b] <= block_ptr_[b + 1]) << param_.name << ": block pointers not monotone";
         for (int64_t u = block_ptr_[b]; u < block_ptr_[b + 1]; ++u) {
             MEST_CHECK(col_idx_[u] >= 0 && col_idx_[u] < shape_.cols) << param_.name << ": column out of range";
-            MEST_CHECK(u == block_ptr_[b] || col_idx_[u - 1] < col_idx_[u]) << param_.name << ": columns not sorted/unique";
+            MEST_CHECK(u == block_ptr_[b] || col_idx_[u - 1] < col_idx_[u])
+                << param_.name << ": columns not sorted/unique";
         }
     }
     MEST_CHECK(param_.value.size() == static_cast<std::size_t>(nnz()) && param_.grad.size() == param_.value.size())
@@ -164,7 +169,8 @@ void BlockSparseMatrix<T>::check_invariants() const {
         for (int64_t i = t_col_ptr_[c]; i < t_col_ptr_[c + 1]; ++i) {
             const int64_t v = t_value_[i], row = t_row_[i];
             const int64_t unit = v / shape_.block_rows;
-            MEST_CHECK(col_idx_[unit] == c && unit_position(unit).block * shape_.block_rows + v % shape_.block_rows == row)
+            MEST_CHECK(col_idx_[unit] == c &&
+                       unit_position(unit).block * shape_.block_rows + v % shape_.block_rows == row)
                 << param_.name << ": transposed view inconsistent";
             ++transposed;
         }

@@ -30,8 +30,8 @@ std::vector<Entry> entries(const ModelTensors & t, bool with_optimizer_state) {
         out.push_back({p->name, p->value.data(), p->value.data(), p->size()});
         if (!with_optimizer_state) continue;
         for (std::size_t s = 0; s < p->state.size(); ++s) {
-            out.push_back({p->name + ".state" + std::to_string(s), p->state[s].data(), p->state[s].data(),
-                           p->state[s].size()});
+            out.push_back(
+                {p->name + ".state" + std::to_string(s), p->state[s].data(), p->state[s].data(), p->state[s].size()});
         }
     }
     for (const auto & st : t.states) out.push_back({st.name, st.values->data(), st.values->data(), st.values->size()});
@@ -58,13 +58,14 @@ Parsed parse(const std::string & path) {
     std::memcpy(&crc_stored, bytes.data() + bytes.size() - 4, 4);
     const uint32_t crc = static_cast<uint32_t>(
         crc32(0L, reinterpret_cast<const Bytef *>(bytes.data()), static_cast<uInt>(bytes.size() - 4)));
-    MEST_INPUT_CHECK(crc == crc_stored) << "checkpoint " << path << ": checksum mismatch (file is corrupt or truncated)";
+    MEST_INPUT_CHECK(crc == crc_stored) << "checkpoint " << path
+                                        << ": checksum mismatch (file is corrupt or truncated)";
     uint32_t version;
     uint64_t header_len;
     std::memcpy(&version, bytes.data() + 8, 4);
     std::memcpy(&header_len, bytes.data() + 12, 8);
-    MEST_INPUT_CHECK(version == kVersion) << "checkpoint " << path << ": version " << version << ", expected "
-                                          << kVersion;
+    MEST_INPUT_CHECK(version == kVersion)
+        << "checkpoint " << path << ": version " << version << ", expected " << kVersion;
     MEST_INPUT_CHECK(header_len <= bytes.size() - fixed - 4) << "checkpoint " << path << ": bad header length";
     Parsed p;
     try {
@@ -93,9 +94,13 @@ void save_checkpoint(const std::string & path, const CheckpointMeta & meta, cons
         table.push_back({{"name", e.name}, {"offset", offset}, {"count", e.count}});
         offset += e.count * sizeof(float);
     }
-    const nlohmann::json header{{"config", meta.config},         {"epoch", meta.epoch},
-                                {"iteration", meta.iteration},   {"test_acc", meta.test_acc},
-                                {"best_test_acc", meta.best_test_acc}, {"tensors", table}};
+    const nlohmann::json header{{"config", meta.config},
+                                {"epoch", meta.epoch},
+                                {"iteration", meta.iteration},
+                                {"test_acc", meta.test_acc},
+                                {"best_test_acc", meta.best_test_acc},
+                                {"best_epoch", meta.best_epoch},
+                                {"tensors", table}};
     const std::string header_text = header.dump();
     std::string bytes;
     bytes.reserve(32 + header_text.size() + offset);
@@ -105,8 +110,8 @@ void save_checkpoint(const std::string & path, const CheckpointMeta & meta, cons
     append(bytes, &header_len, sizeof header_len);
     bytes += header_text;
     for (const auto & e : list) append(bytes, e.data, e.count * sizeof(float));
-    const uint32_t crc =
-        static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef *>(bytes.data()), static_cast<uInt>(bytes.size())));
+    const uint32_t crc = static_cast<uint32_t>(
+        crc32(0L, reinterpret_cast<const Bytef *>(bytes.data()), static_cast<uInt>(bytes.size())));
     append(bytes, &crc, sizeof crc);
 
     const std::string tmp = path + ".tmp";
@@ -131,6 +136,7 @@ CheckpointMeta read_checkpoint_meta(const std::string & path) {
         meta.iteration = p.header.at("iteration").get<int64_t>();
         meta.test_acc = p.header.at("test_acc").get<double>();
         meta.best_test_acc = p.header.at("best_test_acc").get<double>();
+        meta.best_epoch = p.header.value("best_epoch", 0);
     } catch (const nlohmann::json::exception & e) {
         MEST_FAIL_INPUT() << "checkpoint " << path << ": incomplete header (" << e.what() << ")";
     }
@@ -142,14 +148,15 @@ void load_checkpoint(const std::string & path, const ModelTensors & tensors, boo
     std::map<std::string, std::pair<std::size_t, std::size_t>> table;  // name -> (offset, count)
     try {
         for (const auto & t : p.header.at("tensors"))
-            table[t.at("name").get<std::string>()] = {t.at("offset").get<std::size_t>(), t.at("count").get<std::size_t>()};
+            table[t.at("name").get<std::string>()] = {t.at("offset").get<std::size_t>(),
+                                                      t.at("count").get<std::size_t>()};
     } catch (const nlohmann::json::exception & e) {
         MEST_FAIL_INPUT() << "checkpoint " << path << ": bad tensor table (" << e.what() << ")";
     }
     for (const auto & e : entries(tensors, with_optimizer_state)) {
         auto it = table.find(e.name);
-        MEST_INPUT_CHECK(it != table.end()) << "checkpoint " << path << ": missing tensor '" << e.name
-                                            << "' (checkpoint of another model?)";
+        MEST_INPUT_CHECK(it != table.end())
+            << "checkpoint " << path << ": missing tensor '" << e.name << "' (checkpoint of another model?)";
         const auto [offset, count] = it->second;
         MEST_INPUT_CHECK(count == e.count) << "checkpoint " << path << ": tensor '" << e.name << "' has " << count
                                            << " values, the model expects " << e.count;

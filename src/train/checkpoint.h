@@ -2,21 +2,21 @@
 // raw fp32 payload and a CRC-32 trailer. Written to a temporary file and renamed, so a crash never
 // leaves a half-written checkpoint under the final name.
 #pragma once
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "nn/module.h"
 
 namespace mest::train {
 
 struct CheckpointMeta {
-    nlohmann::json config;   // the run's resolved TrainConfig
-    int epoch = 0;           // epochs completed
-    int64_t iteration = 0;   // optimizer steps taken
+    nlohmann::json config;  // the run's resolved TrainConfig
+    int epoch = 0;          // epochs completed
+    int64_t iteration = 0;  // optimizer steps taken
     double test_acc = 0.0;
     double best_test_acc = 0.0;
+    int best_epoch = 0;
 };
 
 struct ModelTensors {

@@ -1,6 +1,7 @@
 #include "train/config.h"
 
 #include <cmath>
+#include <type_traits>
 
 #include "core/error.h"
 #include "data/dataset.h"
@@ -67,11 +68,25 @@ TrainConfig config_from_json(const nlohmann::json & j, const TrainConfig & base,
     for_each_field(c, [&](const char * key, auto & value) {
         known.emplace_back(key);
         if (!j.contains(key)) return;
+        const nlohmann::json & v = j.at(key);
+        using Field = std::decay_t<decltype(value)>;
+        // nlohmann converts silently between numbers and booleans (1.9 -> 1, true -> 1, -1 -> 2^64-1).
+        bool type_ok;
+        if constexpr (std::is_same_v<Field, bool>)
+            type_ok = v.is_boolean();
+        else if constexpr (std::is_same_v<Field, std::string>)
+            type_ok = v.is_string();
+        else if constexpr (std::is_floating_point_v<Field>)
+            type_ok = v.is_number();
+        else if constexpr (std::is_unsigned_v<Field>)
+            type_ok = v.is_number_unsigned();
+        else
+            type_ok = v.is_number_integer();
+        MEST_INPUT_CHECK(type_ok) << source << ": key '" << key << "' has the wrong type (" << v.type_name() << ")";
         try {
-            j.at(key).get_to(value);
+            v.get_to(value);
         } catch (const nlohmann::json::exception &) {
-            MEST_FAIL_INPUT() << source << ": key '" << key << "' has the wrong type (" << j.at(key).type_name()
-                              << ")";
+            MEST_FAIL_INPUT() << source << ": key '" << key << "' has the wrong type (" << v.type_name() << ")";
         }
     });
     for (const auto & [key, value] : j.items()) {
@@ -92,7 +107,8 @@ void validate(const TrainConfig & c) {
         << "--scheme: unknown or not yet implemented scheme '" << c.scheme << "' (valid: unstructured, block)";
     MEST_INPUT_CHECK(std::isfinite(c.sparsity) && c.sparsity >= 0.0 && c.sparsity <= 1.0)
         << "--sparsity must be in [0, 1], got " << c.sparsity;
-    MEST_INPUT_CHECK(c.block_rows >= 1 && c.block_rows <= 64) << "--block-rows must be in [1, 64], got " << c.block_rows;
+    MEST_INPUT_CHECK(c.block_rows >= 1 && c.block_rows <= 64)
+        << "--block-rows must be in [1, 64], got " << c.block_rows;
     MEST_INPUT_CHECK(c.method == "dense" || c.model.rfind("resnet", 0) == 0)
         << "--method " << c.method << ": sparse layers are implemented for the ResNets only so far";
     MEST_INPUT_CHECK(c.epochs >= 1 && c.epochs <= 100000) << "--epochs must be in [1, 100000], got " << c.epochs;

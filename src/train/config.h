@@ -2,9 +2,8 @@
 // --config file, config.json in a run directory and the command line all speak one vocabulary.
 #pragma once
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace mest::train {
 
@@ -12,10 +11,10 @@ struct TrainConfig {
     std::string data = "fashion-mnist";
     std::string data_dir;  // "" = the dataset's default directory
     std::string model = "resnet20";
-    std::string method = "dense";     // dense | static (a fixed random sparse mask)
+    std::string method = "dense";         // dense | static (a fixed random sparse mask)
     std::string scheme = "unstructured";  // sparse methods: unstructured | block
-    double sparsity = 0.9;            // sparse methods: fraction of each sparse layer's weights removed
-    int block_rows = 4;               // block scheme: output channels per unit
+    double sparsity = 0.9;                // sparse methods: fraction of each sparse layer's weights removed
+    int block_rows = 4;                   // block scheme: output channels per unit
     int epochs = 10;
     int batch_size = 128;
     double lr = 0.1;

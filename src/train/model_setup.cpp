@@ -14,8 +14,9 @@ std::unique_ptr<nn::Sequential<float>> build_configured_model(const TrainConfig 
 }
 
 double SparsityReport::sparse_layer_sparsity() const {
-    return sparse_layer_weights ? 1.0 - static_cast<double>(sparse_layer_nonzeros) / static_cast<double>(sparse_layer_weights)
-                                : 0.0;
+    return sparse_layer_weights
+               ? 1.0 - static_cast<double>(sparse_layer_nonzeros) / static_cast<double>(sparse_layer_weights)
+               : 0.0;
 }
 
 double SparsityReport::overall_sparsity() const {

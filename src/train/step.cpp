@@ -1,4 +1,5 @@
 #include "train/step.h"
+
 #include "core/profiler.h"
 
 namespace mest::train {

@@ -67,14 +67,16 @@ void prepare_run_dir(const fs::path & dir, const RunOptions & options) {
         return;
     }
     if (fs::exists(dir / "config.json") || fs::exists(dir / "last")) {
-        MEST_INPUT_CHECK(options.force) << "--out: " << dir.string()
-                                        << " already holds a run; pass --resume to continue it or --force to replace it";
-        for (const char * name : {"config.json", "metrics.jsonl", "last", "best", "summary.json"}) fs::remove(dir / name);
+        MEST_INPUT_CHECK(options.force)
+            << "--out: " << dir.string()
+            << " already holds a run; pass --resume to continue it or --force to replace it";
+        for (const char * name : {"config.json", "metrics.jsonl", "last", "best", "summary.json"})
+            fs::remove(dir / name);
     }
     std::error_code ec;
     fs::create_directories(dir, ec);
-    MEST_INPUT_CHECK(!ec && fs::is_directory(dir)) << "--out: cannot create directory " << dir.string() << " ("
-                                                   << ec.message() << ")";
+    MEST_INPUT_CHECK(!ec && fs::is_directory(dir))
+        << "--out: cannot create directory " << dir.string() << " (" << ec.message() << ")";
 }
 
 }  // namespace
@@ -132,6 +134,7 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
         start_epoch = resumed.epoch;
         iteration = resumed.iteration;
         summary.best_test_acc = resumed.best_test_acc;
+        summary.best_epoch = resumed.best_epoch;
         summary.final_test_acc = resumed.test_acc;
         truncate_metrics(dir / "metrics.jsonl", start_epoch);
         std::printf("resuming %s at epoch %d (best test acc %.2f%%)\n", dir.string().c_str(), start_epoch + 1,
@@ -141,7 +144,8 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
     nlohmann::json run_json{{"config", config_json},
                             {"version", version()},
                             {"git_commit", git_commit()},
-                            {"parameters_stored", [&] {
+                            {"parameters_stored",
+                             [&] {
                                  std::size_t n = 0;
                                  for (auto * p : params) n += p->size();
                                  return n;
@@ -154,15 +158,16 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
     for (auto * p : params) param_count += p->size();
     std::printf("mest %s: %s on %s (%lld train / %lld test, %dx%dx%d), %zu parameters, %d threads\n", version(),
                 config.model.c_str(), config.data.c_str(), static_cast<long long>(train_loader.num_examples()),
-                static_cast<long long>(test_loader.num_examples()), static_cast<int>(input.channels), static_cast<int>(input.height),
-                static_cast<int>(input.width), param_count, config.threads);
+                static_cast<long long>(test_loader.num_examples()), static_cast<int>(input.channels),
+                static_cast<int>(input.height), static_cast<int>(input.width), param_count, config.threads);
     const SparsityReport sparsity = measure_sparsity(params);
     if (config.method != "dense") {
-        std::printf("method %s, scheme %s: sparse layers %.2f%% sparse (%lld of %lld weights kept), all parameters "
-                    "%.2f%% sparse\n",
-                    config.method.c_str(), config.scheme.c_str(), 100.0 * sparsity.sparse_layer_sparsity(),
-                    static_cast<long long>(sparsity.sparse_layer_nonzeros),
-                    static_cast<long long>(sparsity.sparse_layer_weights), 100.0 * sparsity.overall_sparsity());
+        std::printf(
+            "method %s, scheme %s: sparse layers %.2f%% sparse (%lld of %lld weights kept), all parameters "
+            "%.2f%% sparse\n",
+            config.method.c_str(), config.scheme.c_str(), 100.0 * sparsity.sparse_layer_sparsity(),
+            static_cast<long long>(sparsity.sparse_layer_nonzeros),
+            static_cast<long long>(sparsity.sparse_layer_weights), 100.0 * sparsity.overall_sparsity());
     }
     std::fflush(stdout);
 
@@ -181,9 +186,8 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
         while (train_loader.next(batch)) {
             lr = schedule.at(iteration);
             const StepResult r = train_step(*model, loss, optimizer, batch.images, batch.labels, lr);
-            MEST_INPUT_CHECK(std::isfinite(r.loss))
-                << "training diverged: loss is " << r.loss << " at epoch " << epoch + 1 << ", step " << iteration
-                << " (try a lower --lr)";
+            MEST_INPUT_CHECK(std::isfinite(r.loss)) << "training diverged: loss is " << r.loss << " at epoch "
+                                                    << epoch + 1 << ", step " << iteration << " (try a lower --lr)";
             loss_sum += r.loss * static_cast<double>(batch.size());
             correct += r.correct;
             seen += batch.size();
@@ -193,11 +197,13 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
                        static_cast<double>(correct) / static_cast<double>(seen));
         }
         bar.finish();
-        const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+        const double train_seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
         const bool do_eval = (epoch + 1) % config.eval_every == 0 || epoch + 1 == config.epochs;
         EvalResult test;
         if (do_eval) test = evaluate(*model, test_loader);
-        const double epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+        const double epoch_seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
         const double train_loss = seen ? loss_sum / static_cast<double>(seen) : 0.0;
         const double train_acc = seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0.0;
         const std::size_t rss = process_peak_rss_bytes();
@@ -209,10 +215,9 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
         }
         char test_text[16] = "   -   ";
         if (do_eval) std::snprintf(test_text, sizeof test_text, "%6.2f%%", 100.0 * test.accuracy);
-        std::printf("epoch %3d/%d  loss %.4f  train %6.2f%%  test %s  lr %.5f  %s (%.0f img/s)  peak %s\n",
-                    epoch + 1, config.epochs, train_loss, 100.0 * train_acc, test_text, lr,
-                    format_duration(epoch_seconds).c_str(), static_cast<double>(seen) / train_seconds,
-                    format_bytes(rss).c_str());
+        std::printf("epoch %3d/%d  loss %.4f  train %6.2f%%  test %s  lr %.5f  %s (%.0f img/s)  peak %s\n", epoch + 1,
+                    config.epochs, train_loss, 100.0 * train_acc, test_text, lr, format_duration(epoch_seconds).c_str(),
+                    static_cast<double>(seen) / train_seconds, format_bytes(rss).c_str());
         std::fflush(stdout);
 
         nlohmann::json m{{"epoch", epoch + 1},
@@ -231,7 +236,8 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
         metrics << m.dump() << "\n";
         metrics.flush();
 
-        CheckpointMeta meta{config_json, epoch + 1, iteration, test.accuracy, summary.best_test_acc};
+        CheckpointMeta meta{config_json,           epoch + 1,         iteration, summary.final_test_acc,
+                            summary.best_test_acc, summary.best_epoch};
         save_checkpoint((dir / "last").string(), meta, tensors);
         if (best) save_checkpoint((dir / "best").string(), meta, tensors);
     }

@@ -6,9 +6,9 @@
 namespace mest::train {
 
 struct RunOptions {
-    bool resume = false;     // continue from RUN_DIR/last
-    bool force = false;      // reuse a run directory that already holds a run
-    bool progress = true;    // progress bar on stderr
+    bool resume = false;   // continue from RUN_DIR/last
+    bool force = false;    // reuse a run directory that already holds a run
+    bool progress = true;  // progress bar on stderr
 };
 
 struct RunSummary {

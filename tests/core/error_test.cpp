@@ -60,13 +60,18 @@ TEST(Error, PassingChecksDoNotThrowNorEvaluateTheMessage) {
 
 TEST(Error, InputCheckThrowsInvalidInputWithOnlyTheMessage) {
     const int epochs = 0;
-    const Error e = catch_error([&] { MEST_INPUT_CHECK(epochs >= 1) << "--epochs must be at least 1, got " << epochs; });
+    const Error e =
+        catch_error([&] { MEST_INPUT_CHECK(epochs >= 1) << "--epochs must be at least 1, got " << epochs; });
     EXPECT_EQ(e.kind(), ErrorKind::kInvalidInput);
     EXPECT_STREQ(e.what(), "--epochs must be at least 1, got 0");  // no file, line or expression
 }
 
 TEST(Error, FailInputAlwaysThrows) {
-    const Error e = catch_error([] { MEST_FAIL_INPUT() << "unknown model '" << "resnet99" << "'"; });
+    const Error e = catch_error([] {
+        MEST_FAIL_INPUT() << "unknown model '"
+                          << "resnet99"
+                          << "'";
+    });
     EXPECT_EQ(e.kind(), ErrorKind::kInvalidInput);
     EXPECT_STREQ(e.what(), "unknown model 'resnet99'");
 }

@@ -15,13 +15,17 @@
 namespace mest {
 namespace {
 
-MemoryLedger & ledger() { return MemoryLedger::instance(); }
+MemoryLedger & ledger() {
+    return MemoryLedger::instance();
+}
 
 // Current and peak bytes of one category, captured at a point in time.
 struct Level {
     std::size_t current, peak;
 };
-Level level(MemCategory category) { return {ledger().current(category), ledger().peak(category)}; }
+Level level(MemCategory category) {
+    return {ledger().current(category), ledger().peak(category)};
+}
 
 TEST(Ledger, CategoryNames) {
     EXPECT_STREQ(mem_category_name(MemCategory::kParameters), "parameters");

@@ -107,7 +107,8 @@ TEST(Rng, BelowIsRoughlyUniform) {
         for (int64_t i = 0; i < draws; ++i) ++counts[rng.below(n)];
         const double expected = static_cast<double>(draws) / static_cast<double>(n);
         double chi2 = 0.0;
-        for (int64_t c : counts) chi2 += (static_cast<double>(c) - expected) * (static_cast<double>(c) - expected) / expected;
+        for (int64_t c : counts)
+            chi2 += (static_cast<double>(c) - expected) * (static_cast<double>(c) - expected) / expected;
         EXPECT_LT(chi2, 40.0) << "n = " << n;
     }
 }

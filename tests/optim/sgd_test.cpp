@@ -68,12 +68,24 @@ void run_against_reference(const SgdConfig & config, bool decay) {
     }
 }
 
-TEST(Sgd, MomentumWithWeightDecayMatchesPyTorch) { run_against_reference({0.9, 5e-4, false}, true); }
-TEST(Sgd, NesterovMatchesPyTorch) { run_against_reference({0.9, 5e-4, true}, true); }
-TEST(Sgd, LargeWeightDecayMatchesPyTorch) { run_against_reference({0.5, 0.1, false}, true); }
-TEST(Sgd, NesterovWithoutDecayMatchesPyTorch) { run_against_reference({0.8, 0.0, true}, true); }
-TEST(Sgd, NoMomentumMatchesPlainSgd) { run_against_reference({0.0, 1e-2, false}, true); }
-TEST(Sgd, ParameterWithoutDecayIgnoresWeightDecay) { run_against_reference({0.9, 0.5, false}, false); }
+TEST(Sgd, MomentumWithWeightDecayMatchesPyTorch) {
+    run_against_reference({0.9, 5e-4, false}, true);
+}
+TEST(Sgd, NesterovMatchesPyTorch) {
+    run_against_reference({0.9, 5e-4, true}, true);
+}
+TEST(Sgd, LargeWeightDecayMatchesPyTorch) {
+    run_against_reference({0.5, 0.1, false}, true);
+}
+TEST(Sgd, NesterovWithoutDecayMatchesPyTorch) {
+    run_against_reference({0.8, 0.0, true}, true);
+}
+TEST(Sgd, NoMomentumMatchesPlainSgd) {
+    run_against_reference({0.0, 1e-2, false}, true);
+}
+TEST(Sgd, ParameterWithoutDecayIgnoresWeightDecay) {
+    run_against_reference({0.9, 0.5, false}, false);
+}
 
 TEST(Sgd, FirstStepsByHand) {
     // w = 1, g = 0.5, lr = 0.1, momentum 0.9, wd 0.1:

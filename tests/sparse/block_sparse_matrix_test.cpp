@@ -36,9 +36,11 @@ TEST(BlockSparseMatrix, RandomPruneGrowKeepsStructureValuesAndZeroedNewcomers) {
                     const auto p = m.unit_position(u);
                     for (int64_t r = 0; r < block_rows; ++r) before[{p.block, p.col}].push_back(m.value(u, r));
                 }
-                const int64_t k = static_cast<int64_t>(rng.below(static_cast<uint64_t>(std::min<int64_t>(m.nnz_units(), 8)) + 1));
+                const int64_t k =
+                    static_cast<int64_t>(rng.below(static_cast<uint64_t>(std::min<int64_t>(m.nnz_units(), 8)) + 1));
                 std::set<int64_t> prune;
-                while (static_cast<int64_t>(prune.size()) < k) prune.insert(static_cast<int64_t>(rng.below(m.nnz_units())));
+                while (static_cast<int64_t>(prune.size()) < k)
+                    prune.insert(static_cast<int64_t>(rng.below(m.nnz_units())));
                 std::set<std::pair<int, int>> occupied;
                 for (const auto & [pos, v] : before) occupied.insert(pos);
                 std::vector<UnitPosition> grow;

@@ -22,7 +22,8 @@ TEST(SparseGradCheck, SparseConv2dEverySchemeStrideAndSparsity) {
                 conv.initialize(rng);
                 Tensor<double> x = nntest::random_tensor<double>(Shape{2, 3, 7, 5}, rng);
                 const auto s = check_module(conv, x, GradCheckOptions{.seed = seed++});
-                EXPECT_EQ(s.failed, 0) << "block_rows " << block_rows << " stride " << stride << " sparsity " << sparsity;
+                EXPECT_EQ(s.failed, 0) << "block_rows " << block_rows << " stride " << stride << " sparsity "
+                                       << sparsity;
                 EXPECT_GT(s.checked, x.numel());
             }
         }
