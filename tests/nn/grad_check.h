@@ -12,6 +12,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -22,6 +23,7 @@
 
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "core/threads.h"
 #include "nn/cross_entropy.h"
 #include "nn/module.h"
 #include "test_util/nntest_random.h"
@@ -29,12 +31,12 @@
 namespace mest::nntest {
 
 struct GradCheckOptions {
-    uint64_t seed = 1;         // picks w and the checked subsets; printed with every failure
-    double eps = 1e-6;         // central-difference step
-    double rtol = 1e-5;        // |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|)
-    double atol = 1e-8;        // at eps; scaled by eps / step for the smaller retry steps
+    uint64_t seed = 1;           // picks w and the checked subsets; printed with every failure
+    double eps = 1e-6;           // central-difference step
+    double rtol = 1e-5;          // |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|)
+    double atol = 1e-8;          // at eps; scaled by eps / step for the smaller retry steps
     int64_t max_per_target = 0;  // 0: every element; else a random subset of this many
-    int max_reported = 8;      // failures printed per target
+    int max_reported = 8;        // failures printed per target
 };
 
 // One array whose gradient is checked: its values are perturbed in place.
@@ -62,8 +64,24 @@ inline std::vector<int64_t> pick_indices(int64_t n, int64_t count, Rng & rng) {
     return all;
 }
 
+// The finite-difference evaluations run single-threaded: thousands of forwards of tiny tensors
+// would otherwise pay an OpenMP fork/join each (ruinous on a loaded machine). In double every
+// kernel computes each output in a fixed order, so the thread count does not change the values;
+// the analytic pass keeps the default team and so still exercises the parallel code.
+class SingleThreadScope {
+public:
+    SingleThreadScope() : saved_(num_threads()) { set_num_threads(1); }
+    ~SingleThreadScope() { set_num_threads(saved_); }
+    SingleThreadScope(const SingleThreadScope &) = delete;
+    SingleThreadScope & operator=(const SingleThreadScope &) = delete;
+
+private:
+    int saved_;
+};
+
 inline GradCheckStats check_gradients(const std::function<double()> & loss, std::vector<GradTarget> & targets,
                                       const GradCheckOptions & opt) {
+    const SingleThreadScope single_thread;
     GradCheckStats stats;
     Rng rng(opt.seed ^ 0x5eedf00dULL);
     const auto ratio = [&](double a, double n, double step) {

@@ -46,22 +46,37 @@ Tensor<T> distinct_tensor(Shape shape, Rng & rng) {
     return t;
 }
 
+namespace detail {
 template <typename T>
 double max_abs(std::span<const T> values) {
     double m = 0.0;
     for (T v : values) m = std::max(m, std::abs(static_cast<double>(v)));
     return m;
 }
-
-// Largest |a - b| over two equally long arrays; NaN anywhere makes it infinite.
-template <typename A, typename B>
-double max_abs_diff(std::span<const A> a, std::span<const B> b) {
+template <typename T>
+double max_abs_diff(std::span<const T> a, std::span<const T> b) {
     double m = a.size() == b.size() ? 0.0 : INFINITY;
     for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
         const double d = std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i]));
         m = std::isnan(d) ? INFINITY : std::max(m, d);
     }
     return m;
+}
+}  // namespace detail
+
+// Non-templates, so spans of T, vectors and buffer spans convert implicitly.
+inline double max_abs(std::span<const float> v) {
+    return detail::max_abs(v);
+}
+inline double max_abs(std::span<const double> v) {
+    return detail::max_abs(v);
+}
+// Largest |a - b| over two equally long arrays; NaN anywhere (or unequal lengths) makes it infinite.
+inline double max_abs_diff(std::span<const float> a, std::span<const float> b) {
+    return detail::max_abs_diff(a, b);
+}
+inline double max_abs_diff(std::span<const double> a, std::span<const double> b) {
+    return detail::max_abs_diff(a, b);
 }
 
 }  // namespace mest::nntest
