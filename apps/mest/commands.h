@@ -31,9 +31,10 @@ struct BenchArgs {
     std::string scheme = "dense";
     double sparsity = 0.9;
     int block_rows = 4;
-    bool json = false, profile = false;
+    bool json = false, profile = false, layers = false;
 };
 CLI::App * add_bench_command(CLI::App & app, BenchArgs & args);
 int run_bench(const BenchArgs & args);
+int run_layer_bench(const BenchArgs & args);
 
 }  // namespace mest::app

@@ -50,18 +50,24 @@ Padded pad_planes(const float * src, int64_t planes, int64_t h, int64_t w, int64
     return {out, hp, wp};
 }
 
-// Copies planes [planes, h, w] to rows of width `wp` (zero columns w..wp-1), each plane padded with
-// zeros to `plane_stride` floats: the gradient laid out like the padded input's flattened rows.
-float * widen_rows(const float * src, int64_t planes, int64_t h, int64_t w, int64_t wp, int64_t plane_stride,
-                   WorkspaceSlot slot) {
+// Copies planes [planes, h, w] into zero planes of `plane_stride` floats, element (y, x) at
+// (y*stride)*wp + x*stride: the gradient laid out on the padded input's flattened rows, so every
+// weight gradient is one flat dot product.
+float * widen_rows(const float * src, int64_t planes, int64_t h, int64_t w, int64_t stride, int64_t wp,
+                   int64_t plane_stride, WorkspaceSlot slot) {
     float * out = static_cast<float *>(
         workspace_get(slot, static_cast<std::size_t>(planes * plane_stride + kSlackFloats) * sizeof(float)));
 #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < planes; ++p) {
         float * dst = out + p * plane_stride;
         std::memset(dst, 0, static_cast<std::size_t>(plane_stride) * sizeof(float));
-        for (int64_t y = 0; y < h; ++y)
-            std::memcpy(dst + y * wp, src + (p * h + y) * w, static_cast<std::size_t>(w) * sizeof(float));
+        for (int64_t y = 0; y < h; ++y) {
+            if (stride == 1) {
+                std::memcpy(dst + y * wp, src + (p * h + y) * w, static_cast<std::size_t>(w) * sizeof(float));
+            } else {
+                for (int64_t x = 0; x < w; ++x) dst[y * stride * wp + x * stride] = src[(p * h + y) * w + x];
+            }
+        }
     }
     std::memset(out + planes * plane_stride, 0, kSlackFloats * sizeof(float));
     return out;
@@ -69,6 +75,45 @@ float * widen_rows(const float * src, int64_t planes, int64_t h, int64_t w, int6
 
 int64_t round_up(int64_t x, int64_t m) {
     return (x + m - 1) / m * m;
+}
+
+// Places gradient planes [planes, ho, wo] at every `stride`-th position, offset by `q`, inside zero
+// planes of [hu, wu]: a strided convolution's backward-data becomes a stride-1 correlation.
+Padded dilate_planes(const float * src, int64_t planes, int64_t ho, int64_t wo, int64_t stride, int64_t q, int64_t hu,
+                     int64_t wu, WorkspaceSlot slot) {
+    float * out = static_cast<float *>(
+        workspace_get(slot, static_cast<std::size_t>(planes * hu * wu + kSlackFloats) * sizeof(float)));
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < planes; ++p) {
+        float * dst = out + p * hu * wu;
+        std::memset(dst, 0, static_cast<std::size_t>(hu * wu) * sizeof(float));
+        const float * s = src + p * ho * wo;
+        for (int64_t y = 0; y < ho; ++y) {
+            float * row = dst + (q + y * stride) * wu + q;
+            if (stride == 1) {
+                std::memcpy(row, s + y * wo, static_cast<std::size_t>(wo) * sizeof(float));
+            } else {
+                for (int64_t x = 0; x < wo; ++x) row[x * stride] = s[y * wo + x];
+            }
+        }
+    }
+    std::memset(out + planes * hu * wu, 0, kSlackFloats * sizeof(float));
+    return {out, hu, wu};
+}
+
+// Vectors per tile for an extent (flattened span or row width): the fewest computed lanes, ties to
+// more vectors (more independent accumulator chains).
+int choose_vectors(int64_t extent, int64_t lanes, int max_vectors) {
+    int best = 1;
+    int64_t best_cost = round_up(extent, lanes);
+    for (int nv = 2; nv <= max_vectors; ++nv) {
+        const int64_t cost = round_up(extent, nv * lanes);
+        if (cost <= best_cost) {
+            best = nv;
+            best_cost = cost;
+        }
+    }
+    return best;
 }
 
 }  // namespace
@@ -234,50 +279,99 @@ void SparseForward(const ConvGeometry & g, const BlockSparseView & w, const floa
                    float * dst) {
     const Padded in =
         pad_planes(src, g.batch * g.in_channels, g.in_height, g.in_width, g.pad, WorkspaceSlot::kStagingA);
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
     if (g.stride == 1) {
+        const int64_t span = g.out_height() * in.width;
         switch (w.block_rows) {
             case 1:
-                forward_flat<1, 4>(g, w, values, in, dst);
-                return;
+                switch (choose_vectors(span, lanes, 4)) {
+                    case 1:
+                        forward_flat<1, 1>(g, w, values, in, dst);
+                        return;
+                    case 2:
+                        forward_flat<1, 2>(g, w, values, in, dst);
+                        return;
+                    case 3:
+                        forward_flat<1, 3>(g, w, values, in, dst);
+                        return;
+                    default:
+                        forward_flat<1, 4>(g, w, values, in, dst);
+                        return;
+                }
             case 2:
-                forward_flat<2, 3>(g, w, values, in, dst);
-                return;
+                switch (choose_vectors(span, lanes, 3)) {
+                    case 1:
+                        forward_flat<2, 1>(g, w, values, in, dst);
+                        return;
+                    case 2:
+                        forward_flat<2, 2>(g, w, values, in, dst);
+                        return;
+                    default:
+                        forward_flat<2, 3>(g, w, values, in, dst);
+                        return;
+                }
             case 4:
-                forward_flat<4, 2>(g, w, values, in, dst);
-                return;
+                switch (choose_vectors(span, lanes, 2)) {
+                    case 1:
+                        forward_flat<4, 1>(g, w, values, in, dst);
+                        return;
+                    default:
+                        forward_flat<4, 2>(g, w, values, in, dst);
+                        return;
+                }
             default:
                 break;
         }
     }
+    const int64_t wo = g.out_width();
     switch (w.block_rows) {
         case 1:
-            forward_blocks<1, 4>(g, w, values, in, dst);
-            break;
+            switch (choose_vectors(wo, lanes, 4)) {
+                case 1:
+                    forward_blocks<1, 1>(g, w, values, in, dst);
+                    return;
+                case 2:
+                    forward_blocks<1, 2>(g, w, values, in, dst);
+                    return;
+                case 3:
+                    forward_blocks<1, 3>(g, w, values, in, dst);
+                    return;
+                default:
+                    forward_blocks<1, 4>(g, w, values, in, dst);
+                    return;
+            }
         case 2:
-            forward_blocks<2, 2>(g, w, values, in, dst);
-            break;
+            switch (choose_vectors(wo, lanes, 2)) {
+                case 1:
+                    forward_blocks<2, 1>(g, w, values, in, dst);
+                    return;
+                default:
+                    forward_blocks<2, 2>(g, w, values, in, dst);
+                    return;
+            }
         case 4:
-            forward_blocks<4, 2>(g, w, values, in, dst);
-            break;
+            switch (choose_vectors(wo, lanes, 2)) {
+                case 1:
+                    forward_blocks<4, 1>(g, w, values, in, dst);
+                    return;
+                default:
+                    forward_blocks<4, 2>(g, w, values, in, dst);
+                    return;
+            }
         default:
             sparse_conv2d_forward_reference(g, w, values, src, dst);
-            break;
+            return;
     }
 }
 
-// Stride 1: dX = correlation of the gradient, padded by k-1-p, with the flipped transposed weight.
-void SparseBackwardData(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * diff_dst,
+// dX is the correlation of the output gradient, dilated by the stride and padded by k-1-p, with the
+// flipped transposed weight: the same flat stride-1 loop as forward, over the transposed view.
+template <int NV>
+void backward_data_flat(const ConvGeometry & g, const BlockSparseView & w, const float * values, const Padded & dy,
                         float * diff_src) {
-    const int64_t q = g.kernel_h - 1 - g.pad;
-    if (g.stride != 1 || g.kernel_h != g.kernel_w || q < 0) {
-        sparse_conv2d_backward_data_reference(g, w, values, diff_dst, diff_src);
-        return;
-    }
     const D d;
-    constexpr int NV = 4;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-    const int64_t ho = g.out_height(), wo = g.out_width(), taps = g.kernel_h * g.kernel_w;
-    const Padded dy = pad_planes(diff_dst, g.batch * g.out_channels, ho, wo, q, WorkspaceSlot::kStagingC);
+    const int64_t taps = g.kernel_h * g.kernel_w;
     const int64_t plane = dy.height * dy.width, k1 = g.kernel_h - 1;
     const int64_t span = g.in_height * dy.width, stride = round_up(span, NV * lanes);
 #pragma omp parallel
@@ -309,44 +403,34 @@ void SparseBackwardData(const ConvGeometry & g, const BlockSparseView & w, const
     }
 }
 
-template <int R>
-void weight_grads(const ConvGeometry & g, const BlockSparseView & w, const Padded & in, const float * diff_dst,
-                  int64_t n_begin, int64_t n_end, float * grads) {
-    const D d;
-    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-    const int64_t ho = g.out_height(), wo = g.out_width(), taps = g.kernel_h * g.kernel_w;
-    const int64_t plane = in.height * in.width, full = wo / lanes * lanes;
-    for (int64_t n = n_begin; n < n_end; ++n) {
-        for (int64_t b = 0; b < w.num_blocks(); ++b) {
-            const int64_t rows_valid = std::min<int64_t>(R, w.rows - b * R);
-            const float * dy[R];
-            for (int r = 0; r < R; ++r)
-                dy[r] = diff_dst + (n * g.out_channels + b * R + std::min<int64_t>(r, rows_valid - 1)) * ho * wo;
-            for (int64_t u = w.block_ptr[b]; u < w.block_ptr[b + 1]; ++u) {
-                const int64_t c = w.col_idx[u], ic = c / taps, ky = (c % taps) / g.kernel_w, kx = c % g.kernel_w;
-                const float * x0 = in.data + (n * g.in_channels + ic) * plane + ky * in.width + kx;
-                V acc[R];
-                for (int r = 0; r < R; ++r) acc[r] = hn::Zero(d);
-                float tail[R] = {};
-                for (int64_t oy = 0; oy < ho; ++oy) {
-                    const float * x = x0 + oy * g.stride * in.width;
-                    int64_t ox = 0;
-                    for (; ox < full; ox += lanes) {
-                        const V xv = load_strided(d, x + ox * g.stride, g.stride);
-                        for (int r = 0; r < R; ++r) acc[r] = hn::MulAdd(hn::LoadU(d, dy[r] + oy * wo + ox), xv, acc[r]);
-                    }
-                    for (; ox < wo; ++ox)
-                        for (int r = 0; r < R; ++r) tail[r] += dy[r][oy * wo + ox] * x[ox * g.stride];
-                }
-                for (int r = 0; r < R; ++r)
-                    grads[u * R + r] += r < rows_valid ? hn::GetLane(hn::SumOfLanes(d, acc[r])) + tail[r] : 0.0f;
-            }
-        }
+void SparseBackwardData(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * diff_dst,
+                        float * diff_src) {
+    const int64_t q = g.kernel_h - 1 - g.pad;
+    if (g.kernel_h != g.kernel_w || q < 0) {
+        sparse_conv2d_backward_data_reference(g, w, values, diff_dst, diff_src);
+        return;
+    }
+    const int64_t hu = g.in_height + g.kernel_h - 1, wu = g.in_width + g.kernel_w - 1;
+    const Padded dy = dilate_planes(diff_dst, g.batch * g.out_channels, g.out_height(), g.out_width(), g.stride, q, hu,
+                                    wu, WorkspaceSlot::kStagingC);
+    switch (choose_vectors(g.in_height * wu, static_cast<int64_t>(hn::Lanes(D())), 4)) {
+        case 1:
+            backward_data_flat<1>(g, w, values, dy, diff_src);
+            break;
+        case 2:
+            backward_data_flat<2>(g, w, values, dy, diff_src);
+            break;
+        case 3:
+            backward_data_flat<3>(g, w, values, dy, diff_src);
+            break;
+        default:
+            backward_data_flat<4>(g, w, values, dy, diff_src);
+            break;
     }
 }
 
-// Stride 1: with the gradient widened to the padded row width (zeros in the junk columns), each
-// non-zero's gradient is one flat dot product over the plane, all vectors full.
+// With the gradient spread onto the padded input's rows (zeros elsewhere), each non-zero's gradient
+// is one flat dot product over the plane, all vectors full, for any stride.
 template <int R>
 void weight_grads_flat(const ConvGeometry & g, const BlockSparseView & w, const Padded & in, const float * dy_wide,
                        int64_t dy_stride, int64_t n_begin, int64_t n_end, float * grads) {
@@ -385,10 +469,9 @@ void SparseBackwardWeights(const ConvGeometry & g, const BlockSparseView & w, co
         pad_planes(src, g.batch * g.in_channels, g.in_height, g.in_width, g.pad, WorkspaceSlot::kStagingA);
     const int64_t nnz = static_cast<int64_t>(w.block_ptr[w.num_blocks()]) * w.block_rows;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
-    const int64_t dy_stride = round_up(g.out_height() * in.width, lanes);
-    const float * dy_wide = g.stride == 1 ? widen_rows(diff_dst, g.batch * g.out_channels, g.out_height(),
-                                                       g.out_width(), in.width, dy_stride, WorkspaceSlot::kStagingC)
-                                          : nullptr;
+    const int64_t dy_stride = round_up(((g.out_height() - 1) * g.stride + 1) * in.width, lanes);
+    const float * dy_wide = widen_rows(diff_dst, g.batch * g.out_channels, g.out_height(), g.out_width(), g.stride,
+                                       in.width, dy_stride, WorkspaceSlot::kStagingC);
     const int threads = std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(g.batch)));
     // One private gradient per thread (nnz floats each), summed in thread order: deterministic.
     Buffer<float> partial(static_cast<std::size_t>(nnz * threads), MemCategory::kWorkspace, true);
@@ -397,30 +480,16 @@ void SparseBackwardWeights(const ConvGeometry & g, const BlockSparseView & w, co
         const int t = omp_get_thread_num();
         const int64_t n_begin = g.batch * t / threads, n_end = g.batch * (t + 1) / threads;
         float * mine = partial.data() + nnz * t;
-        if (dy_wide != nullptr) {
-            switch (w.block_rows) {
-                case 1:
-                    weight_grads_flat<1>(g, w, in, dy_wide, dy_stride, n_begin, n_end, mine);
-                    break;
-                case 2:
-                    weight_grads_flat<2>(g, w, in, dy_wide, dy_stride, n_begin, n_end, mine);
-                    break;
-                default:
-                    weight_grads_flat<4>(g, w, in, dy_wide, dy_stride, n_begin, n_end, mine);
-                    break;
-            }
-        } else {
-            switch (w.block_rows) {
-                case 1:
-                    weight_grads<1>(g, w, in, diff_dst, n_begin, n_end, mine);
-                    break;
-                case 2:
-                    weight_grads<2>(g, w, in, diff_dst, n_begin, n_end, mine);
-                    break;
-                default:
-                    weight_grads<4>(g, w, in, diff_dst, n_begin, n_end, mine);
-                    break;
-            }
+        switch (w.block_rows) {
+            case 1:
+                weight_grads_flat<1>(g, w, in, dy_wide, dy_stride, n_begin, n_end, mine);
+                break;
+            case 2:
+                weight_grads_flat<2>(g, w, in, dy_wide, dy_stride, n_begin, n_end, mine);
+                break;
+            default:
+                weight_grads_flat<4>(g, w, in, dy_wide, dy_stride, n_begin, n_end, mine);
+                break;
         }
     }
     for (int64_t i = 0; i < nnz; ++i) {

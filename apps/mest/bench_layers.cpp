@@ -1,0 +1,106 @@
+// `mest bench --layers`: every distinct 3x3 conv shape of ResNet-32 at the given batch, forward,
+// backward-data and backward-weights, dense (oneDNN) against each sparse scheme at several
+// sparsities. Medians over repetitions; ratios are dense time / sparse time in the same process.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "kernels/conv_dnnl.h"
+#include "kernels/sparse_conv.h"
+#include "nn/sparse_conv2d.h"
+
+namespace mest::app {
+
+namespace {
+
+double median_ms(int reps, const std::function<void()> & fn) {
+    fn();  // warm-up: primitive creation, workspace growth
+    std::vector<double> t;
+    for (int i = 0; i < reps; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        fn();
+        t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+}
+
+struct Timings {
+    double fwd, bwd_data, bwd_weights;
+};
+
+}  // namespace
+
+int run_layer_bench(const BenchArgs & args) {
+    struct Layer {
+        const char * name;
+        int64_t cin, cout, size, stride;
+    };
+    const Layer layers[] = {{"16->16 @32x32", 16, 16, 32, 1},
+                            {"16->32 @32x32 s2", 16, 32, 32, 2},
+                            {"32->32 @16x16", 32, 32, 16, 1},
+                            {"32->64 @16x16 s2", 32, 64, 16, 2},
+                            {"64->64 @8x8", 64, 64, 8, 1}};
+    const double sparsities[] = {0.8, 0.9, 0.95, 0.98};
+    const int reps = std::max(3, args.steps);
+    Rng rng(1);
+    nlohmann::json rows = nlohmann::json::array();
+    std::printf("%-18s %-14s %9s %9s %9s   %s\n", "layer", "variant", "fwd ms", "bwd-d ms", "bwd-w ms",
+                "speedup vs dense (fwd/bwd-d/bwd-w)");
+    for (const Layer & L : layers) {
+        const kernels::ConvGeometry g{args.batch, L.cin, L.size, L.size, L.cout, 3, 3, L.stride, 1};
+        std::vector<float> src(static_cast<std::size_t>(g.src_count())), dy(static_cast<std::size_t>(g.dst_count()));
+        for (auto & v : src) v = static_cast<float>(rng.normal());
+        for (auto & v : dy) v = static_cast<float>(rng.normal());
+        std::vector<float> dst(dy.size()), dx(src.size()), w(static_cast<std::size_t>(g.weight_count())), dw(w.size());
+        for (auto & v : w) v = static_cast<float>(rng.normal());
+        kernels::DnnlConv2d dense(g, false);
+        const Timings d{median_ms(reps, [&] { dense.forward(src.data(), w.data(), nullptr, dst.data()); }),
+                        median_ms(reps, [&] { dense.backward_data(dy.data(), w.data(), dx.data()); }),
+                        median_ms(reps, [&] { dense.backward_weights(src.data(), dy.data(), dw.data(), nullptr); })};
+        std::printf("%-18s %-14s %9.3f %9.3f %9.3f\n", L.name, "dense", d.fwd, d.bwd_data, d.bwd_weights);
+        rows.push_back({{"layer", L.name},
+                        {"variant", "dense"},
+                        {"fwd_ms", d.fwd},
+                        {"bwd_data_ms", d.bwd_data},
+                        {"bwd_weights_ms", d.bwd_weights}});
+        for (const char * scheme : {"unstructured", "block"}) {
+            for (double s : sparsities) {
+                const int64_t block_rows = std::string(scheme) == "block" ? 4 : 1;
+                nn::SparseConv2d<float> layer("bench", {{L.cin, L.cout, 3, L.stride, 1, false}, block_rows, s}, rng);
+                layer.initialize(rng);
+                auto & m = layer.weights();
+                const kernels::BlockSparseView v{m.shape().rows, m.shape().cols, m.shape().block_rows, m.block_ptr(),
+                                                 m.col_idx(),    m.col_ptr(),    m.col_row(),          m.col_value()};
+                const float * values = m.param().value.data();
+                std::vector<float> grads(m.param().size());
+                const Timings t{
+                    median_ms(reps, [&] { kernels::sparse_conv2d_forward(g, v, values, src.data(), dst.data()); }),
+                    median_ms(reps, [&] { kernels::sparse_conv2d_backward_data(g, v, values, dy.data(), dx.data()); }),
+                    median_ms(reps, [&] {
+                        kernels::sparse_conv2d_backward_weights(g, v, src.data(), dy.data(), grads.data());
+                    })};
+                char variant[32];
+                std::snprintf(variant, sizeof variant, "%s %.0f%%", scheme, 100 * s);
+                std::printf("%-18s %-14s %9.3f %9.3f %9.3f   %.2fx / %.2fx / %.2fx\n", L.name, variant, t.fwd,
+                            t.bwd_data, t.bwd_weights, d.fwd / t.fwd, d.bwd_data / t.bwd_data,
+                            d.bwd_weights / t.bwd_weights);
+                rows.push_back({{"layer", L.name},
+                                {"variant", variant},
+                                {"fwd_ms", t.fwd},
+                                {"bwd_data_ms", t.bwd_data},
+                                {"bwd_weights_ms", t.bwd_weights},
+                                {"speedup_fwd", d.fwd / t.fwd},
+                                {"speedup_bwd_data", d.bwd_data / t.bwd_data},
+                                {"speedup_bwd_weights", d.bwd_weights / t.bwd_weights}});
+            }
+        }
+    }
+    if (args.json) std::printf("%s\n", rows.dump().c_str());
+    return 0;
+}
+
+}  // namespace mest::app
