@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: builds mest and trains ResNet-20 on Fashion-MNIST (Debian's dataset-fashion-mnist),
 # printing progress, per-epoch metrics and the final test accuracy. Extra arguments go to
-# `mest train` (e.g. --epochs 10). About 9 minutes on 2 cores, build included.
+# `mest train` (e.g. --epochs 10). About 6.5 minutes on 2 cores, build included (91.7% test accuracy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh

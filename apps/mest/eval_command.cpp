@@ -35,11 +35,7 @@ int run_eval(const EvalArgs & args) {
     auto model = train::build_configured_model(trained, input);
     train::load_checkpoint(args.checkpoint, train::model_tensors(*model), false);
     data::BatchLoader loader(data.test, data.norm, args.batch_size, false, data::AugmentConfig{}, 0);
-    if (args.limit_test > 0 && args.limit_test < data.test.size) {
-        std::vector<int64_t> rows(static_cast<std::size_t>(args.limit_test));
-        for (int64_t i = 0; i < args.limit_test; ++i) rows[static_cast<std::size_t>(i)] = i;
-        loader.set_subset(rows);
-    }
+    loader.keep_first(args.limit_test);
     const train::EvalResult r = train::evaluate(*model, loader);
     if (args.json) {
         const nlohmann::json j{{"checkpoint", args.checkpoint}, {"model", trained.model}, {"data", data_name},

@@ -131,4 +131,11 @@ bool BatchLoader::next(Batch & batch) {
     return true;
 }
 
+void BatchLoader::keep_first(int64_t count) {
+    if (count <= 0 || count >= data_.size) return;
+    std::vector<int64_t> rows(static_cast<std::size_t>(count));
+    for (int64_t i = 0; i < count; ++i) rows[static_cast<std::size_t>(i)] = i;
+    set_subset(std::move(rows));
+}
+
 }  // namespace mest::data

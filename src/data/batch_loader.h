@@ -39,6 +39,8 @@ public:
     // Trains only on these Dataset rows (order irrelevant, no duplicates); empty means all. Rewinds the
     // current epoch.
     void set_subset(std::vector<int64_t> rows);
+    // Keeps only the first `count` rows (0 or more than the dataset: all), e.g. for --limit-test.
+    void keep_first(int64_t count);
 
     int64_t num_batches() const;
     int64_t num_examples() const { return static_cast<int64_t>(order_.size()); }

@@ -101,6 +101,12 @@ Padded dilate_planes(const float * src, int64_t planes, int64_t ho, int64_t wo, 
     return {out, hu, wu};
 }
 
+// Drops the junk columns of a flat-correlation result: rows of `width` floats -> rows of `cols`.
+void copy_rows(const float * flat, int64_t width, float * out, int64_t rows, int64_t cols) {
+    for (int64_t y = 0; y < rows; ++y)
+        std::memcpy(out + y * cols, flat + y * width, static_cast<std::size_t>(cols) * sizeof(float));
+}
+
 // Vectors per tile for an extent (flattened span or row width): the fewest computed lanes, ties to
 // more vectors (more independent accumulator chains).
 int choose_vectors(int64_t extent, int64_t lanes, int max_vectors) {
@@ -264,12 +270,9 @@ void forward_flat(const ConvGeometry & g, const BlockSparseView & w, const float
                 }
                 flat_correlation<R, NV>(d, in.data, offsets.data(), weights.data(), count, span, tmp.data(), stride);
                 const int64_t rows_valid = std::min<int64_t>(R, w.rows - b * R);
-                for (int64_t r = 0; r < rows_valid; ++r) {
-                    float * out = dst + (n * g.out_channels + b * R + r) * ho * wo;
-                    for (int64_t oy = 0; oy < ho; ++oy)
-                        std::memcpy(out + oy * wo, tmp.data() + r * stride + oy * in.width,
-                                    static_cast<std::size_t>(wo) * sizeof(float));
-                }
+                for (int64_t r = 0; r < rows_valid; ++r)
+                    copy_rows(tmp.data() + r * stride, in.width, dst + (n * g.out_channels + b * R + r) * ho * wo, ho,
+                              wo);
             }
         }
     }
@@ -394,10 +397,8 @@ void backward_data_flat(const ConvGeometry & g, const BlockSparseView & w, const
                 }
                 flat_correlation<1, NV>(d, dy.data, offsets.data(), weights.data(),
                                         static_cast<int64_t>(offsets.size()), span, tmp.data(), stride);
-                float * out = diff_src + (n * g.in_channels + ic) * g.in_height * g.in_width;
-                for (int64_t iy = 0; iy < g.in_height; ++iy)
-                    std::memcpy(out + iy * g.in_width, tmp.data() + iy * dy.width,
-                                static_cast<std::size_t>(g.in_width) * sizeof(float));
+                copy_rows(tmp.data(), dy.width, diff_src + (n * g.in_channels + ic) * g.in_height * g.in_width,
+                          g.in_height, g.in_width);
             }
         }
     }

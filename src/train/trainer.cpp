@@ -114,11 +114,7 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
                                    data::AugmentConfig{config.augment_pad, config.augment_flip}, config.seed);
     data::BatchLoader test_loader(data.test, data.norm, std::max(config.batch_size, 256), false, data::AugmentConfig{},
                                   config.seed);
-    if (config.limit_test > 0 && config.limit_test < data.test.size) {
-        std::vector<int64_t> rows(static_cast<std::size_t>(config.limit_test));
-        for (int64_t i = 0; i < config.limit_test; ++i) rows[static_cast<std::size_t>(i)] = i;
-        test_loader.set_subset(rows);
-    }
+    test_loader.keep_first(config.limit_test);
     const int64_t per_epoch = train_loader.num_batches();
     optim::LrSchedule schedule(
         optim::LrScheduleConfig{config.schedule, config.lr, config.lr_min, config.warmup_epochs, {0.5, 0.75}, 0.1},
