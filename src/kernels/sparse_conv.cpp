@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/buffer.h"
@@ -99,6 +100,20 @@ Padded dilate_planes(const float * src, int64_t planes, int64_t ho, int64_t wo, 
     }
     std::memset(out + planes * hu * wu, 0, kSlackFloats * sizeof(float));
     return {out, hu, wu};
+}
+
+// Calls fn(std::integral_constant<int, nv>) for a run-time nv in [First, MaxNV].
+template <int First, int MaxNV, typename Fn>
+void dispatch_vectors(int nv, Fn && fn) {
+    if constexpr (First == MaxNV) {
+        fn(std::integral_constant<int, First>{});
+    } else {
+        if (nv <= First) {
+            fn(std::integral_constant<int, First>{});
+        } else {
+            dispatch_vectors<First + 1, MaxNV>(nv, fn);
+        }
+    }
 }
 
 // Drops the junk columns of a flat-correlation result: rows of `width` floats -> rows of `cols`.
@@ -283,87 +298,31 @@ void SparseForward(const ConvGeometry & g, const BlockSparseView & w, const floa
     const Padded in =
         pad_planes(src, g.batch * g.in_channels, g.in_height, g.in_width, g.pad, WorkspaceSlot::kStagingA);
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
-    if (g.stride == 1) {
-        const int64_t span = g.out_height() * in.width;
-        switch (w.block_rows) {
-            case 1:
-                switch (choose_vectors(span, lanes, 4)) {
-                    case 1:
-                        forward_flat<1, 1>(g, w, values, in, dst);
-                        return;
-                    case 2:
-                        forward_flat<1, 2>(g, w, values, in, dst);
-                        return;
-                    case 3:
-                        forward_flat<1, 3>(g, w, values, in, dst);
-                        return;
-                    default:
-                        forward_flat<1, 4>(g, w, values, in, dst);
-                        return;
-                }
-            case 2:
-                switch (choose_vectors(span, lanes, 3)) {
-                    case 1:
-                        forward_flat<2, 1>(g, w, values, in, dst);
-                        return;
-                    case 2:
-                        forward_flat<2, 2>(g, w, values, in, dst);
-                        return;
-                    default:
-                        forward_flat<2, 3>(g, w, values, in, dst);
-                        return;
-                }
-            case 4:
-                switch (choose_vectors(span, lanes, 2)) {
-                    case 1:
-                        forward_flat<4, 1>(g, w, values, in, dst);
-                        return;
-                    default:
-                        forward_flat<4, 2>(g, w, values, in, dst);
-                        return;
-                }
-            default:
-                break;
+    const int64_t span = g.out_height() * in.width, wo = g.out_width();
+    // Stride 1: flat correlation over the padded rows; otherwise row tiles with strided loads.
+    const auto run = [&](auto rows, auto max_vectors) {
+        constexpr int R = decltype(rows)::value, MaxNV = decltype(max_vectors)::value;
+        if (g.stride == 1) {
+            dispatch_vectors<1, MaxNV>(choose_vectors(span, lanes, MaxNV),
+                                       [&](auto nv) { forward_flat<R, decltype(nv)::value>(g, w, values, in, dst); });
+        } else {
+            dispatch_vectors<1, MaxNV>(choose_vectors(wo, lanes, MaxNV),
+                                       [&](auto nv) { forward_blocks<R, decltype(nv)::value>(g, w, values, in, dst); });
         }
-    }
-    const int64_t wo = g.out_width();
+    };
     switch (w.block_rows) {
         case 1:
-            switch (choose_vectors(wo, lanes, 4)) {
-                case 1:
-                    forward_blocks<1, 1>(g, w, values, in, dst);
-                    return;
-                case 2:
-                    forward_blocks<1, 2>(g, w, values, in, dst);
-                    return;
-                case 3:
-                    forward_blocks<1, 3>(g, w, values, in, dst);
-                    return;
-                default:
-                    forward_blocks<1, 4>(g, w, values, in, dst);
-                    return;
-            }
+            run(std::integral_constant<int, 1>{}, std::integral_constant<int, 4>{});
+            break;
         case 2:
-            switch (choose_vectors(wo, lanes, 2)) {
-                case 1:
-                    forward_blocks<2, 1>(g, w, values, in, dst);
-                    return;
-                default:
-                    forward_blocks<2, 2>(g, w, values, in, dst);
-                    return;
-            }
+            run(std::integral_constant<int, 2>{}, std::integral_constant<int, 3>{});
+            break;
         case 4:
-            switch (choose_vectors(wo, lanes, 2)) {
-                case 1:
-                    forward_blocks<4, 1>(g, w, values, in, dst);
-                    return;
-                default:
-                    forward_blocks<4, 2>(g, w, values, in, dst);
-                    return;
-            }
+            run(std::integral_constant<int, 4>{}, std::integral_constant<int, 2>{});
+            break;
         default:
             sparse_conv2d_forward_reference(g, w, values, src, dst);
-            return;
+            break;
     }
 }
 
@@ -414,20 +373,8 @@ void SparseBackwardData(const ConvGeometry & g, const BlockSparseView & w, const
     const int64_t hu = g.in_height + g.kernel_h - 1, wu = g.in_width + g.kernel_w - 1;
     const Padded dy = dilate_planes(diff_dst, g.batch * g.out_channels, g.out_height(), g.out_width(), g.stride, q, hu,
                                     wu, WorkspaceSlot::kStagingC);
-    switch (choose_vectors(g.in_height * wu, static_cast<int64_t>(hn::Lanes(D())), 4)) {
-        case 1:
-            backward_data_flat<1>(g, w, values, dy, diff_src);
-            break;
-        case 2:
-            backward_data_flat<2>(g, w, values, dy, diff_src);
-            break;
-        case 3:
-            backward_data_flat<3>(g, w, values, dy, diff_src);
-            break;
-        default:
-            backward_data_flat<4>(g, w, values, dy, diff_src);
-            break;
-    }
+    dispatch_vectors<1, 4>(choose_vectors(g.in_height * wu, static_cast<int64_t>(hn::Lanes(D())), 4),
+                           [&](auto nv) { backward_data_flat<decltype(nv)::value>(g, w, values, dy, diff_src); });
 }
 
 // With the gradient spread onto the padded input's rows (zeros elsewhere), each non-zero's gradient

@@ -31,21 +31,18 @@ void Conv2d<T>::initialize(Rng & rng) {
     if (bias_) bias_->value.fill(T(0));
 }
 
+kernels::ConvGeometry conv_geometry(const Conv2dConfig & config, const Shape & input, const std::string & layer) {
+    MEST_CHECK(input.rank == 4 && input[1] == config.in_channels)
+        << layer << " expects [N," << config.in_channels << ",H,W], got " << input.str();
+    const kernels::ConvGeometry g{input[0],      input[1],      input[2],      input[3],  config.out_channels,
+                                  config.kernel, config.kernel, config.stride, config.pad};
+    MEST_CHECK(g.out_height() > 0 && g.out_width() > 0) << layer << ": input " << input.str() << " too small";
+    return g;
+}
+
 template <typename T>
 kernels::ConvGeometry Conv2d<T>::geometry_for(const Shape & input) const {
-    MEST_CHECK(input.rank == 4 && input[1] == config_.in_channels)
-        << this->name_ << " expects [N," << config_.in_channels << ",H,W], got " << input.str();
-    kernels::ConvGeometry g;
-    g.batch = input[0];
-    g.in_channels = input[1];
-    g.in_height = input[2];
-    g.in_width = input[3];
-    g.out_channels = config_.out_channels;
-    g.kernel_h = g.kernel_w = config_.kernel;
-    g.stride = config_.stride;
-    g.pad = config_.pad;
-    MEST_CHECK(g.out_height() > 0 && g.out_width() > 0) << this->name_ << ": input " << input.str() << " too small";
-    return g;
+    return conv_geometry(config_, input, this->name_);
 }
 
 template <typename T>

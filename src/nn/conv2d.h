@@ -16,6 +16,9 @@ struct Conv2dConfig {
 
 enum class ConvBackend { kAuto, kReference };
 
+// Geometry of a convolution with this config on an [N, C, H, W] input; `layer` names it in errors.
+kernels::ConvGeometry conv_geometry(const Conv2dConfig & config, const Shape & input, const std::string & layer);
+
 template <typename T>
 class Conv2d : public Module<T> {
 public:

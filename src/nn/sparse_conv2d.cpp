@@ -53,19 +53,7 @@ void SparseConv2d<T>::initialize(Rng & rng) {
 
 template <typename T>
 kernels::ConvGeometry SparseConv2d<T>::geometry_for(const Shape & input) const {
-    MEST_CHECK(input.rank == 4 && input[1] == config_.conv.in_channels)
-        << this->name_ << " expects [N," << config_.conv.in_channels << ",H,W], got " << input.str();
-    kernels::ConvGeometry g{input[0],
-                            input[1],
-                            input[2],
-                            input[3],
-                            config_.conv.out_channels,
-                            config_.conv.kernel,
-                            config_.conv.kernel,
-                            config_.conv.stride,
-                            config_.conv.pad};
-    MEST_CHECK(g.out_height() > 0 && g.out_width() > 0) << this->name_ << ": input " << input.str() << " too small";
-    return g;
+    return conv_geometry(config_.conv, input, this->name_);
 }
 
 template <typename T>
