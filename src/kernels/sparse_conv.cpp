@@ -102,6 +102,24 @@ Padded dilate_planes(const float * src, int64_t planes, int64_t ho, int64_t wo, 
     return {out, hu, wu};
 }
 
+// Input offsets (into the padded planes) and weight pointers of block b's stored units for image n;
+// returns their count.
+int64_t gather_block_entries(const ConvGeometry & g, const BlockSparseView & w, const float * values, int64_t n,
+                             int64_t b, const Padded & in, std::vector<int64_t> & offsets,
+                             std::vector<const float *> & weights) {
+    const int64_t begin = w.block_ptr[b], count = w.block_ptr[b + 1] - begin;
+    const int64_t taps = g.kernel_h * g.kernel_w, plane = in.height * in.width;
+    offsets.resize(static_cast<std::size_t>(count));
+    weights.resize(static_cast<std::size_t>(count));
+    for (int64_t e = 0; e < count; ++e) {
+        const int64_t c = w.col_idx[begin + e];
+        const int64_t ic = c / taps, ky = (c % taps) / g.kernel_w, kx = c % g.kernel_w;
+        offsets[static_cast<std::size_t>(e)] = (n * g.in_channels + ic) * plane + ky * in.width + kx;
+        weights[static_cast<std::size_t>(e)] = values + (begin + e) * w.block_rows;
+    }
+    return count;
+}
+
 // Calls fn(std::integral_constant<int, nv>) for a run-time nv in [First, MaxNV].
 template <int First, int MaxNV, typename Fn>
 void dispatch_vectors(int nv, Fn && fn) {
@@ -198,8 +216,7 @@ void forward_blocks(const ConvGeometry & g, const BlockSparseView & w, const flo
                     float * dst) {
     const D d;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(d)), tile = NV * lanes;
-    const int64_t ho = g.out_height(), wo = g.out_width(), taps = g.kernel_h * g.kernel_w;
-    const int64_t plane = in.height * in.width;
+    const int64_t ho = g.out_height(), wo = g.out_width();
 #pragma omp parallel
     {
         std::vector<int64_t> offsets;
@@ -207,15 +224,7 @@ void forward_blocks(const ConvGeometry & g, const BlockSparseView & w, const flo
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int64_t n = 0; n < g.batch; ++n) {
             for (int64_t b = 0; b < w.num_blocks(); ++b) {
-                const int64_t begin = w.block_ptr[b], count = w.block_ptr[b + 1] - begin;
-                offsets.resize(static_cast<std::size_t>(count));
-                weights.resize(static_cast<std::size_t>(count));
-                for (int64_t e = 0; e < count; ++e) {
-                    const int64_t c = w.col_idx[begin + e];
-                    const int64_t ic = c / taps, ky = (c % taps) / g.kernel_w, kx = c % g.kernel_w;
-                    offsets[e] = (n * g.in_channels + ic) * plane + ky * in.width + kx;
-                    weights[e] = values + (begin + e) * R;
-                }
+                const int64_t count = gather_block_entries(g, w, values, n, b, in, offsets, weights);
                 const int64_t rows_valid = std::min<int64_t>(R, w.rows - b * R);
                 for (int64_t oy = 0; oy < ho; ++oy) {
                     for (int64_t ox0 = 0; ox0 < wo; ox0 += tile) {
@@ -264,8 +273,8 @@ void forward_flat(const ConvGeometry & g, const BlockSparseView & w, const float
                   float * dst) {
     const D d;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-    const int64_t ho = g.out_height(), wo = g.out_width(), taps = g.kernel_h * g.kernel_w;
-    const int64_t plane = in.height * in.width, span = ho * in.width, stride = round_up(span, NV * lanes);
+    const int64_t ho = g.out_height(), wo = g.out_width();
+    const int64_t span = ho * in.width, stride = round_up(span, NV * lanes);
 #pragma omp parallel
     {
         std::vector<int64_t> offsets;
@@ -274,15 +283,7 @@ void forward_flat(const ConvGeometry & g, const BlockSparseView & w, const float
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int64_t n = 0; n < g.batch; ++n) {
             for (int64_t b = 0; b < w.num_blocks(); ++b) {
-                const int64_t begin = w.block_ptr[b], count = w.block_ptr[b + 1] - begin;
-                offsets.resize(static_cast<std::size_t>(count));
-                weights.resize(static_cast<std::size_t>(count));
-                for (int64_t e = 0; e < count; ++e) {
-                    const int64_t c = w.col_idx[begin + e];
-                    const int64_t ic = c / taps, ky = (c % taps) / g.kernel_w, kx = c % g.kernel_w;
-                    offsets[e] = (n * g.in_channels + ic) * plane + ky * in.width + kx;
-                    weights[e] = values + (begin + e) * R;
-                }
+                const int64_t count = gather_block_entries(g, w, values, n, b, in, offsets, weights);
                 flat_correlation<R, NV>(d, in.data, offsets.data(), weights.data(), count, span, tmp.data(), stride);
                 const int64_t rows_valid = std::min<int64_t>(R, w.rows - b * R);
                 for (int64_t r = 0; r < rows_valid; ++r)
