@@ -22,12 +22,14 @@ CLI::App * add_bench_command(CLI::App & app, BenchArgs & args) {
     cmd->add_option("--classes", args.classes, "Classes")->capture_default_str();
     cmd->add_option("--steps", args.steps, "Timed steps")->capture_default_str();
     cmd->add_option("--warmup", args.warmup, "Untimed warm-up steps")->capture_default_str();
-    cmd->add_option("--scheme", args.scheme,
-                    "dense, or the sparsity scheme of the residual 3x3 convs: unstructured, block")
+    cmd->add_option("--scheme", args.scheme, "dense, or a sparsity scheme: unstructured, block, pattern, channel")
         ->capture_default_str();
     cmd->add_option("--sparsity", args.sparsity, "Fraction of each sparse layer's weights removed")
         ->capture_default_str();
     cmd->add_option("--block-rows", args.block_rows, "Block scheme: output channels per unit")->capture_default_str();
+    cmd->add_option("--sparse-layers", args.sparse_layers,
+                    "residual or all-but-first-last (default: residual for ResNets, else all-but-first-last)");
+    cmd->add_option("--distribution", args.distribution, "uniform or erk")->capture_default_str();
     cmd->add_flag("--json", args.json, "Print one JSON line");
     cmd->add_flag("--profile", args.profile, "Also report the time per kind of operation");
     cmd->add_flag("--layers", args.layers,
@@ -42,7 +44,12 @@ int run_bench(const BenchArgs & args) {
     MEST_INPUT_CHECK(std::sscanf(args.input.c_str(), "%dx%dx%d", &c, &h, &w) == 3 && c > 0 && h > 0 && w > 0)
         << "--input: expected CxHxW, got '" << args.input << "'";
     MEST_INPUT_CHECK(args.batch >= 1 && args.steps >= 1 && args.warmup >= 0) << "--batch/--steps/--warmup out of range";
-    nn::SparsityConfig sparsity{args.scheme, args.scheme == "dense" ? 0.0 : args.sparsity, args.block_rows, 914};
+    nn::SparsityConfig sparsity;
+    sparsity.scheme = args.scheme;
+    sparsity.sparsity = args.scheme == "dense" ? 0.0 : args.sparsity;
+    sparsity.block_rows = args.block_rows;
+    sparsity.sparse_layers = args.sparse_layers;
+    sparsity.distribution = args.distribution;
     auto model = nn::build_model<float>(args.model, nn::InputSpec{c, h, w, args.classes}, sparsity);
     Rng rng(0);
     model->initialize(rng);

@@ -31,6 +31,7 @@ struct BenchArgs {
     std::string scheme = "dense";
     double sparsity = 0.9;
     int block_rows = 4;
+    std::string sparse_layers, distribution = "uniform";
     bool json = false, profile = false, layers = false;
 };
 CLI::App * add_bench_command(CLI::App & app, BenchArgs & args);

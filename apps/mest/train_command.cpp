@@ -18,12 +18,22 @@ CLI::App * add_train_command(CLI::App & app, TrainArgs & args) {
         ->capture_default_str();
     cmd->add_option("--method", c.method, "Training method: dense, or static (a fixed random sparse mask)")
         ->capture_default_str();
-    cmd->add_option("--scheme", c.scheme, "Sparsity scheme of sparse methods: unstructured or block")
+    cmd->add_option("--scheme", c.scheme,
+                    "Sparsity scheme of sparse methods: unstructured (any weights), block (block-rows x 1 columns), "
+                    "pattern (3x3 kernels keep 4 taps of 8 patterns, whole kernels removed; sparsity >= 0.556), "
+                    "channel (a residual block's inner filters removed with the next conv's input channels)")
         ->capture_default_str();
-    cmd->add_option("--sparsity", c.sparsity,
-                    "Sparse methods: fraction of each sparse layer's weights removed (the residual 3x3 convs)")
+    cmd->add_option("--sparsity", c.sparsity, "Sparse methods: fraction of the sparse layers' weights removed")
         ->capture_default_str();
     cmd->add_option("--block-rows", c.block_rows, "Block scheme: consecutive output channels per unit")
+        ->capture_default_str();
+    cmd->add_option("--sparse-layers", c.sparse_layers,
+                    "Which layers are sparse: residual (the 3x3 convs of the residual stages, MEST's choice; default "
+                    "for ResNets) or all-but-first-last (every conv/linear but the stem and the classifier; default "
+                    "for the other models)");
+    cmd->add_option("--distribution", c.distribution,
+                    "Per-layer sparsity: uniform (the same in every sparse layer) or erk (Erdos-Renyi-Kernel, "
+                    "denser small layers, same total)")
         ->capture_default_str();
     cmd->add_option("--epochs", c.epochs, "Training epochs")->capture_default_str();
     cmd->add_option("--batch-size", c.batch_size, "Examples per step")->capture_default_str();

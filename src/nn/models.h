@@ -11,13 +11,16 @@ struct InputSpec {
     int64_t channels = 3, height = 32, width = 32, num_classes = 10;
 };
 
-// Which layers are sparse and how. The sparse layers are the 3x3 convolutions of the residual
-// stages (MEST's choice); the stem, 1x1 shortcuts and the classifier stay dense.
+// Which layers are sparse and how. By default the sparse layers of a ResNet are the 3x3
+// convolutions of the residual stages (MEST's choice: stem, 1x1 shortcuts and classifier dense);
+// other models make every layer but the first and the last sparse.
 struct SparsityConfig {
-    std::string scheme = "dense";  // dense | unstructured | block
-    double sparsity = 0.0;         // fraction of each sparse layer's weights removed
-    int64_t block_rows = 4;        // block scheme: output channels per unit
-    uint64_t seed = 914;           // draws the random initial masks
+    std::string scheme = "dense";          // dense | unstructured | block | pattern | channel
+    double sparsity = 0.0;                 // fraction of the sparse layers' weights removed
+    int64_t block_rows = 4;                // block scheme: output channels per unit
+    std::string sparse_layers;             // residual | all-but-first-last; "" = per model (see above)
+    std::string distribution = "uniform";  // uniform (same sparsity per layer) | erk
+    uint64_t seed = 914;                   // draws the random initial masks
 };
 
 const std::vector<std::string> & model_names();

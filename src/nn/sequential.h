@@ -16,6 +16,11 @@ public:
         modules_.push_back(std::move(module));
         return ref;
     }
+    // A module built elsewhere (e.g. by a layer factory that chooses dense or sparse).
+    Module<T> & append(ModulePtr<T> module) {
+        modules_.push_back(std::move(module));
+        return *modules_.back();
+    }
 
     Tensor<T> forward(const Tensor<T> & x, bool training) override {
         Tensor<T> h = x;

@@ -5,39 +5,30 @@
 
 #include "core/profiler.h"
 #include "kernels/sparse_conv.h"
+#include "sparse/initial_mask.h"
 
 namespace mest::nn {
 
 std::vector<sparse::UnitPosition> random_units(const sparse::BlockSparseShape & shape, double sparsity, Rng & rng) {
-    const int64_t total = shape.total_units();
-    const auto keep = static_cast<int64_t>(std::llround((1.0 - sparsity) * static_cast<double>(total)));
-    // Partial Fisher-Yates over unit ids: O(total) ints once at construction, never dense weights.
-    std::vector<int64_t> ids(static_cast<std::size_t>(total));
-    for (int64_t i = 0; i < total; ++i) ids[static_cast<std::size_t>(i)] = i;
-    std::vector<sparse::UnitPosition> units;
-    units.reserve(static_cast<std::size_t>(keep));
-    for (int64_t i = 0; i < keep; ++i) {
-        const auto j = i + static_cast<int64_t>(rng.below(static_cast<uint64_t>(total - i)));
-        std::swap(ids[static_cast<std::size_t>(i)], ids[static_cast<std::size_t>(j)]);
-        const int64_t id = ids[static_cast<std::size_t>(i)];
-        units.push_back({static_cast<int32_t>(id / shape.cols), static_cast<int32_t>(id % shape.cols)});
-    }
-    return units;
+    return sparse::random_units(shape, sparsity, rng);
 }
 
-namespace {
-sparse::BlockSparseShape matrix_shape(const SparseConvConfig & c) {
+sparse::BlockSparseShape sparse_matrix_shape(const SparseConvConfig & c) {
     return {c.conv.out_channels, c.conv.in_channels * c.conv.kernel * c.conv.kernel, c.block_rows};
 }
-}  // namespace
 
 template <typename T>
 SparseConv2d<T>::SparseConv2d(std::string name, const SparseConvConfig & config, Rng & mask_rng)
+    : SparseConv2d(name, config, sparse::random_units(sparse_matrix_shape(config), config.sparsity, mask_rng)) {}
+
+template <typename T>
+SparseConv2d<T>::SparseConv2d(std::string name, const SparseConvConfig & config,
+                              std::span<const sparse::UnitPosition> units)
     : Module<T>(name),
       config_(config),
       weights_(name + ".weight",
                Shape{config.conv.out_channels, config.conv.in_channels, config.conv.kernel, config.conv.kernel},
-               matrix_shape(config), random_units(matrix_shape(config), config.sparsity, mask_rng)) {
+               sparse_matrix_shape(config), units) {
     MEST_CHECK(!config.conv.bias) << name << ": sparse convolutions have no bias";
     MEST_INPUT_CHECK(config.sparsity >= 0.0 && config.sparsity <= 1.0)
         << "--sparsity must be in [0, 1], got " << config.sparsity;

@@ -2,6 +2,7 @@
 // and momentum have nnz entries. block_rows = 1 is unstructured sparsity, 4 is MEST's block scheme.
 #pragma once
 #include <memory>
+#include <span>
 
 #include "kernels/sparse_conv_reference.h"
 #include "nn/conv2d.h"
@@ -18,7 +19,10 @@ struct SparseConvConfig {
 template <typename T>
 class SparseConv2d : public Module<T> {
 public:
+    // A uniformly random mask of the config's sparsity (unstructured or block).
     SparseConv2d(std::string name, const SparseConvConfig & config, Rng & mask_rng);
+    // The given units (any scheme's mask: see sparse/initial_mask.h).
+    SparseConv2d(std::string name, const SparseConvConfig & config, std::span<const sparse::UnitPosition> units);
 
     Tensor<T> forward(const Tensor<T> & x, bool training) override;
     Tensor<T> backward(const Tensor<T> & dy) override;
@@ -43,5 +47,7 @@ private:
 
 // Draws exactly round((1 - sparsity) * total) distinct units uniformly at random.
 std::vector<sparse::UnitPosition> random_units(const sparse::BlockSparseShape & shape, double sparsity, Rng & rng);
+// The [C_out, C_in*kh*kw] matrix shape of a sparse conv.
+sparse::BlockSparseShape sparse_matrix_shape(const SparseConvConfig & config);
 
 }  // namespace mest::nn

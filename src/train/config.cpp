@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "nn/models.h"
+#include "sparse/scheme.h"
 
 namespace mest::train {
 
@@ -21,6 +22,8 @@ void for_each_field(TrainConfig & c, Fn && fn) {
     fn("scheme", c.scheme);
     fn("sparsity", c.sparsity);
     fn("block-rows", c.block_rows);
+    fn("sparse-layers", c.sparse_layers);
+    fn("distribution", c.distribution);
     fn("epochs", c.epochs);
     fn("batch-size", c.batch_size);
     fn("lr", c.lr);
@@ -103,14 +106,18 @@ void validate(const TrainConfig & c) {
         << "--model: unknown model '" << c.model << "' (valid: " << join(nn::model_names()) << ")";
     MEST_INPUT_CHECK(c.method == "dense" || c.method == "static")
         << "--method: unknown method '" << c.method << "' (valid: dense, static)";
-    MEST_INPUT_CHECK(c.scheme == "unstructured" || c.scheme == "block")
-        << "--scheme: unknown or not yet implemented scheme '" << c.scheme << "' (valid: unstructured, block)";
+    MEST_INPUT_CHECK(c.scheme != "dense" && contains(sparse::scheme_names(), c.scheme))
+        << "--scheme: unknown scheme '" << c.scheme << "' (valid: unstructured, block, pattern, channel)";
+    MEST_INPUT_CHECK(c.sparse_layers.empty() || contains(sparse::sparse_layer_names(), c.sparse_layers))
+        << "--sparse-layers: unknown value '" << c.sparse_layers << "' (valid: " << join(sparse::sparse_layer_names())
+        << ")";
+    MEST_INPUT_CHECK(contains(sparse::distribution_names(), c.distribution))
+        << "--distribution: unknown value '" << c.distribution << "' (valid: " << join(sparse::distribution_names())
+        << ")";
     MEST_INPUT_CHECK(std::isfinite(c.sparsity) && c.sparsity >= 0.0 && c.sparsity <= 1.0)
         << "--sparsity must be in [0, 1], got " << c.sparsity;
     MEST_INPUT_CHECK(c.block_rows >= 1 && c.block_rows <= 64)
         << "--block-rows must be in [1, 64], got " << c.block_rows;
-    MEST_INPUT_CHECK(c.method == "dense" || c.model.rfind("resnet", 0) == 0)
-        << "--method " << c.method << ": sparse layers are implemented for the ResNets only so far";
     MEST_INPUT_CHECK(c.epochs >= 1 && c.epochs <= 100000) << "--epochs must be in [1, 100000], got " << c.epochs;
     MEST_INPUT_CHECK(c.batch_size >= 1 && c.batch_size <= 65536)
         << "--batch-size must be in [1, 65536], got " << c.batch_size;

@@ -11,10 +11,12 @@ struct TrainConfig {
     std::string data = "fashion-mnist";
     std::string data_dir;  // "" = the dataset's default directory
     std::string model = "resnet20";
-    std::string method = "dense";         // dense | static (a fixed random sparse mask)
-    std::string scheme = "unstructured";  // sparse methods: unstructured | block
-    double sparsity = 0.9;                // sparse methods: fraction of each sparse layer's weights removed
-    int block_rows = 4;                   // block scheme: output channels per unit
+    std::string method = "dense";          // dense | static (a fixed random sparse mask)
+    std::string scheme = "unstructured";   // sparse methods: unstructured | block | pattern | channel
+    double sparsity = 0.9;                 // sparse methods: fraction of the sparse layers' weights removed
+    int block_rows = 4;                    // block scheme: output channels per unit
+    std::string sparse_layers;             // residual | all-but-first-last; "" = residual for ResNets, else the other
+    std::string distribution = "uniform";  // uniform | erk: how the sparsity is spread over the sparse layers
     int epochs = 10;
     int batch_size = 128;
     double lr = 0.1;

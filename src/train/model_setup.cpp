@@ -8,6 +8,8 @@ std::unique_ptr<nn::Sequential<float>> build_configured_model(const TrainConfig 
         sparsity.scheme = config.scheme;
         sparsity.sparsity = config.sparsity;
         sparsity.block_rows = config.block_rows;
+        sparsity.sparse_layers = config.sparse_layers;
+        sparsity.distribution = config.distribution;
     }
     sparsity.seed = config.seed;
     return nn::build_model<float>(config.model, input, sparsity);

@@ -33,7 +33,11 @@ TEST(SparseGradCheck, SparseConv2dEverySchemeStrideAndSparsity) {
 TEST(SparseGradCheck, ResNetWithSparseResidualConvs) {
     for (const char * scheme : {"unstructured", "block"}) {
         Rng rng(99);
-        auto net = nn::build_model<double>("resnet20", {1, 8, 8, 3}, nn::SparsityConfig{scheme, 0.7, 4, 5});
+        nn::SparsityConfig config;
+        config.scheme = scheme;
+        config.sparsity = 0.7;
+        config.seed = 5;
+        auto net = nn::build_model<double>("resnet20", {1, 8, 8, 3}, config);
         net->initialize(rng);
         nntest::jitter_parameters(*net, rng, 0.05);
         Tensor<double> x = nntest::random_tensor<double>(Shape{3, 1, 8, 8}, rng);
