@@ -8,7 +8,7 @@ namespace mest::nn {
 
 template <typename T>
 BasicBlock<T>::BasicBlock(std::string name, int64_t in_channels, int64_t out_channels, int64_t stride,
-                          bool conv_shortcut, const ConvFactory<T> & make_conv)
+                          bool conv_shortcut, const ConvFactory<T> & make_conv, int64_t mid_channels)
     : Module<T>(name),
       in_channels_(in_channels),
       out_channels_(out_channels),
@@ -16,13 +16,14 @@ BasicBlock<T>::BasicBlock(std::string name, int64_t in_channels, int64_t out_cha
       shortcut_(stride == 1 && in_channels == out_channels
                     ? ShortcutKind::kIdentity
                     : (conv_shortcut ? ShortcutKind::kConvBn : ShortcutKind::kPadSubsample)),
-      conv1_(make_conv(name + ".conv1", Conv2dConfig{in_channels, out_channels, 3, stride, 1, false})),
-      bn1_(name + ".bn1", out_channels, true),
-      conv2_(make_conv(name + ".conv2", Conv2dConfig{out_channels, out_channels, 3, 1, 1, false})),
+      conv1_(make_conv(name + ".conv1",
+                       Conv2dConfig{in_channels, mid_channels > 0 ? mid_channels : out_channels, 3, stride, 1, false})),
+      bn1_(name + ".bn1", mid_channels > 0 ? mid_channels : out_channels, true),
+      conv2_(make_conv(name + ".conv2",
+                       Conv2dConfig{mid_channels > 0 ? mid_channels : out_channels, out_channels, 3, 1, 1, false})),
       bn2_(name + ".bn2", out_channels, false) {
     if (shortcut_ == ShortcutKind::kConvBn) {
-        short_conv_ = std::make_unique<Conv2d<T>>(name + ".shortcut.0",
-                                                  Conv2dConfig{in_channels, out_channels, 1, stride, 0, false});
+        short_conv_ = make_conv(name + ".shortcut.0", Conv2dConfig{in_channels, out_channels, 1, stride, 0, false});
         short_bn_ = std::make_unique<BatchNorm2d<T>>(name + ".shortcut.1", out_channels, false);
     } else if (shortcut_ == ShortcutKind::kPadSubsample) {
         MEST_CHECK(stride == 2 && out_channels >= in_channels && (out_channels - in_channels) % 2 == 0)

@@ -24,8 +24,10 @@ ModulePtr<T> make_dense_conv(const std::string & name, const Conv2dConfig & conf
 template <typename T>
 class BasicBlock : public Module<T> {
 public:
+    // mid_channels: width between conv1 and conv2 (0 = out_channels). The channel scheme prunes
+    // conv1's filters together with conv2's matching input channels by building a narrower block.
     BasicBlock(std::string name, int64_t in_channels, int64_t out_channels, int64_t stride, bool conv_shortcut,
-               const ConvFactory<T> & make_conv = make_dense_conv<T>);
+               const ConvFactory<T> & make_conv = make_dense_conv<T>, int64_t mid_channels = 0);
 
     Tensor<T> forward(const Tensor<T> & x, bool training) override;
     Tensor<T> backward(const Tensor<T> & dy) override;
@@ -50,7 +52,7 @@ private:
     BatchNorm2d<T> bn1_;
     ModulePtr<T> conv2_;
     BatchNorm2d<T> bn2_;
-    std::unique_ptr<Conv2d<T>> short_conv_;
+    ModulePtr<T> short_conv_;
     std::unique_ptr<BatchNorm2d<T>> short_bn_;
     Shape input_shape_;
     Tensor<T> saved_output_;  // relu(sum): its sign is the ReLU mask for backward
