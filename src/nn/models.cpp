@@ -40,8 +40,10 @@ std::unique_ptr<Sequential<T>> build_resnet(int depth, std::array<int64_t, 3> wi
     for (int stage = 0; stage < 3; ++stage) {
         for (int b = 0; b < blocks; ++b) {
             const int64_t stride = (stage > 0 && b == 0) ? 2 : 1;
-            net->template add<BasicBlock<T>>("layer" + std::to_string(stage + 1) + "." + std::to_string(b), channels,
-                                             widths[stage], stride, conv_shortcut, make_conv);
+            auto & block = net->template add<BasicBlock<T>>(
+                "layer" + std::to_string(stage + 1) + "." + std::to_string(b), channels, widths[stage], stride,
+                conv_shortcut, make_conv, layers.channel_mid_width(widths[stage]));
+            layers.mark_channel_block(block, channels, widths[stage]);
             channels = widths[stage];
         }
     }

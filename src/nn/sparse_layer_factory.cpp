@@ -1,5 +1,8 @@
 #include "nn/sparse_layer_factory.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "nn/linear.h"
 #include "nn/sparse_conv2d.h"
 #include "sparse/erk.h"
@@ -79,6 +82,31 @@ void SparseLayerFactory<T>::finish_plan() {
     const auto densities = sparse::erk_densities(layers, config_.sparsity);
     for (std::size_t i = 0; i < plan_.size(); ++i) densities_[plan_[i].name] = densities[i];
     planning_ = false;
+}
+
+template <typename T>
+int64_t SparseLayerFactory<T>::channel_mid_width(int64_t out_channels) const {
+    if (scheme_ != sparse::Scheme::kChannel) return 0;
+    const auto kept = std::llround((1.0 - config_.sparsity) * static_cast<double>(out_channels));
+    return std::clamp<int64_t>(kept, 1, out_channels);
+}
+
+template <typename T>
+void SparseLayerFactory<T>::mark_channel_block(BasicBlock<T> & block, int64_t in_channels, int64_t out_channels) const {
+    if (scheme_ != sparse::Scheme::kChannel || planning_) return;
+    std::vector<Parameter<T> *> params;
+    block.collect_parameters(params);
+    for (auto * p : params) {
+        if (ends_with(p->name, ".conv1.weight")) {
+            p->shape = Shape{out_channels, in_channels, 3, 3};
+            p->sparse = true;
+        } else if (ends_with(p->name, ".conv2.weight")) {
+            p->shape = Shape{out_channels, out_channels, 3, 3};
+            p->sparse = true;
+        } else if (ends_with(p->name, ".bn1.weight") || ends_with(p->name, ".bn1.bias")) {
+            p->shape = Shape{out_channels};
+        }
+    }
 }
 
 template <typename T>

@@ -43,6 +43,13 @@ public:
     // For BasicBlock: the role follows from the layer's name (.conv1/.conv2 or .shortcut).
     ConvFactory<T> block_conv_factory();
 
+    // Channel scheme: the inner width of a residual block of this output width (round((1 - S) * width),
+    // at least 1); 0 (= full width) for every other scheme.
+    int64_t channel_mid_width(int64_t out_channels) const;
+    // Channel scheme: records the narrowed block's convs and BN1 under their logical (dense) shapes, so
+    // sparsity reports count the removed filters and input channels.
+    void mark_channel_block(BasicBlock<T> & block, int64_t in_channels, int64_t out_channels) const;
+
     // Whether a layer of this role becomes sparse (a compressed SparseConv2d / SparseLinear).
     bool makes_sparse(LayerRole role) const;
     sparse::Scheme scheme() const { return scheme_; }

@@ -31,7 +31,7 @@ TEST(SparseGradCheck, SparseConv2dEverySchemeStrideAndSparsity) {
 }
 
 TEST(SparseGradCheck, ResNetWithSparseResidualConvs) {
-    for (const char * scheme : {"unstructured", "block"}) {
+    for (const char * scheme : {"unstructured", "block", "pattern", "channel"}) {
         Rng rng(99);
         nn::SparsityConfig config;
         config.scheme = scheme;
