@@ -32,6 +32,14 @@ CLI::App * add_bench_command(CLI::App & app, BenchArgs & args) {
     cmd->add_option("--distribution", args.distribution, "uniform or erk")->capture_default_str();
     cmd->add_flag("--json", args.json, "Print one JSON line");
     cmd->add_flag("--profile", args.profile, "Also report the time per kind of operation");
+    cmd->add_flag("--table", args.table,
+                  "The README table: whole training steps of --table-models for dense and every scheme at 90/95/98%, "
+                  "each in its own process, beside the PyTorch anchor when --torch-anchor is given");
+    cmd->add_option("--table-models", args.table_models, "Models of --table")->capture_default_str();
+    cmd->add_option("--table-runs", args.table_runs, "Repetitions of every --table row (median reported)")
+        ->capture_default_str();
+    cmd->add_option("--torch-anchor", args.torch_anchor,
+                    "Path of ../shared/anchors/torch_step.py; --table runs it (with /usr/bin/python3) between rows");
     cmd->add_flag("--layers", args.layers,
                   "Per-layer table instead: each ResNet-32 3x3 conv shape, dense vs unstructured/block at 80-98%");
     return cmd;
@@ -40,6 +48,7 @@ CLI::App * add_bench_command(CLI::App & app, BenchArgs & args) {
 int run_bench(const BenchArgs & args) {
     set_num_threads(args.threads);
     if (args.layers) return run_layer_bench(args);
+    if (args.table) return run_table_bench(args);
     int c = 0, h = 0, w = 0;
     MEST_INPUT_CHECK(std::sscanf(args.input.c_str(), "%dx%dx%d", &c, &h, &w) == 3 && c > 0 && h > 0 && w > 0)
         << "--input: expected CxHxW, got '" << args.input << "'";
@@ -77,6 +86,15 @@ int run_bench(const BenchArgs & args) {
     const double median =
         times.size() % 2 ? times[times.size() / 2] : 0.5 * (times[times.size() / 2 - 1] + times[times.size() / 2]);
     const auto snap = MemoryLedger::instance().snapshot();
+    // Parameter state of the sparse layers (values, gradients, optimizer slots, indices) against the
+    // same layers stored dense with one momentum slot.
+    double sparse_state_bytes = static_cast<double>(snap.current[static_cast<int>(MemCategory::kSparseIndices)]);
+    double dense_state_bytes = 0.0;
+    for (const auto * p : params) {
+        if (!p->sparse) continue;
+        sparse_state_bytes += static_cast<double>(p->size() * sizeof(float) * (2 + p->state.size()));
+        dense_state_bytes += static_cast<double>(p->shape.numel()) * sizeof(float) * 3;
+    }
     nlohmann::json ledger = nlohmann::json::object();
     for (int i = 0; i < kMemCategoryCount; ++i)
         ledger[mem_category_name(static_cast<MemCategory>(i))] = static_cast<double>(snap.peak[i]) / (1 << 20);
@@ -92,7 +110,9 @@ int run_bench(const BenchArgs & args) {
                      {"step_ms_max", times.back()},
                      {"images_per_s", args.batch * 1000.0 / median},
                      {"peak_rss_mb", static_cast<double>(process_peak_rss_bytes()) / (1 << 20)},
-                     {"ledger_peak_mb", ledger}};
+                     {"ledger_peak_mb", ledger},
+                     {"sparse_layer_state_mb", sparse_state_bytes / (1 << 20)},
+                     {"sparse_layer_dense_state_mb", dense_state_bytes / (1 << 20)}};
     nlohmann::json ops = nlohmann::json::object();
     double total_ms = 0.0;
     for (double t : times) total_ms += t;

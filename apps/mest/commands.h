@@ -2,6 +2,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <string>
+#include <vector>
 
 #include "train/config.h"
 
@@ -32,10 +33,14 @@ struct BenchArgs {
     double sparsity = 0.9;
     int block_rows = 4;
     std::string sparse_layers, distribution = "uniform";
-    bool json = false, profile = false, layers = false;
+    bool json = false, profile = false, layers = false, table = false;
+    std::vector<std::string> table_models{"resnet32", "resnet32w2"};
+    int table_runs = 3;
+    std::string torch_anchor;
 };
 CLI::App * add_bench_command(CLI::App & app, BenchArgs & args);
 int run_bench(const BenchArgs & args);
 int run_layer_bench(const BenchArgs & args);
+int run_table_bench(const BenchArgs & args);
 
 }  // namespace mest::app
