@@ -1,6 +1,7 @@
 #include "sparse/block_sparse_matrix.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "core/error.h"
 
@@ -12,6 +13,23 @@ Buffer<int32_t> index_buffer(const std::vector<int32_t> & v) {
     Buffer<int32_t> b(v.size(), MemCategory::kSparseIndices);
     std::copy(v.begin(), v.end(), b.data());
     return b;
+}
+
+// The transposed view of the most recently asked matrix layout. Workspace, not layer state.
+struct TransposeCache {
+    uint64_t layout_id = 0;
+    Buffer<int32_t> col_ptr, row, value;
+};
+
+TransposeCache & transpose_cache() {
+    // Never destroyed: its buffers report to the ledger, which may be gone at exit.
+    static auto * cache = new TransposeCache;
+    return *cache;
+}
+
+uint64_t next_layout_id() {
+    static std::atomic<uint64_t> next{1};
+    return next++;
 }
 
 }  // namespace
@@ -38,7 +56,7 @@ BlockSparseMatrix<T>::BlockSparseMatrix(std::string name, Shape logical_shape, B
     for (std::size_t b = 1; b < ptr.size(); ++b) ptr[b] += ptr[b - 1];
     block_ptr_ = index_buffer(ptr);
     col_idx_ = index_buffer(cols);
-    rebuild_transpose();
+    layout_id_ = next_layout_id();
 }
 
 template <typename T>
@@ -50,32 +68,56 @@ UnitPosition BlockSparseMatrix<T>::unit_position(int64_t unit) const {
 }
 
 template <typename T>
-void BlockSparseMatrix<T>::rebuild_transpose() {
+void BlockSparseMatrix<T>::ensure_transpose() const {
+    TransposeCache & cache = transpose_cache();
+    if (cache.layout_id == layout_id_) return;
     const int64_t r = shape_.block_rows;
-    std::vector<int32_t> ptr(static_cast<std::size_t>(shape_.cols + 1), 0);
-    for (int64_t u = 0; u < nnz_units(); ++u) ptr[static_cast<std::size_t>(col_idx_[u]) + 1] += static_cast<int32_t>(r);
+    const auto grow = [](Buffer<int32_t> & b, std::size_t n) {
+        if (b.size() < n) b = Buffer<int32_t>(std::max<std::size_t>(n, 1), MemCategory::kWorkspace);
+    };
+    grow(cache.col_ptr, static_cast<std::size_t>(shape_.cols + 1));
+    int32_t * ptr = cache.col_ptr.data();
+    std::fill(ptr, ptr + shape_.cols + 1, 0);
+    for (int64_t u = 0; u < nnz_units(); ++u) ptr[col_idx_[u] + 1] += static_cast<int32_t>(r);
     // Rows past the end of a partial last block hold no value: count them out.
     const int64_t last_block_rows = shape_.rows - (shape_.num_blocks() - 1) * r;
     const int64_t last_start = block_ptr_[shape_.num_blocks() - 1], last_end = block_ptr_[shape_.num_blocks()];
-    for (int64_t u = last_start; u < last_end; ++u)
-        ptr[static_cast<std::size_t>(col_idx_[u]) + 1] -= static_cast<int32_t>(r - last_block_rows);
-    for (std::size_t c = 1; c < ptr.size(); ++c) ptr[c] += ptr[c - 1];
-    std::vector<int32_t> fill(ptr.begin(), ptr.end() - 1), rows(static_cast<std::size_t>(ptr.back())),
-        values(static_cast<std::size_t>(ptr.back()));
+    for (int64_t u = last_start; u < last_end; ++u) ptr[col_idx_[u] + 1] -= static_cast<int32_t>(r - last_block_rows);
+    for (int64_t c = 1; c <= shape_.cols; ++c) ptr[c] += ptr[c - 1];
+    const auto entries = static_cast<std::size_t>(ptr[shape_.cols]);
+    grow(cache.row, entries);
+    grow(cache.value, entries);
+    std::vector<int32_t> fill(ptr, ptr + shape_.cols);
     for (int64_t b = 0; b < shape_.num_blocks(); ++b) {
         for (int64_t u = block_ptr_[b]; u < block_ptr_[b + 1]; ++u) {
             for (int64_t k = 0; k < r; ++k) {
                 const int64_t row = b * r + k;
                 if (row >= shape_.rows) break;
                 const auto at = static_cast<std::size_t>(fill[static_cast<std::size_t>(col_idx_[u])]++);
-                rows[at] = static_cast<int32_t>(row);
-                values[at] = static_cast<int32_t>(u * r + k);
+                cache.row[at] = static_cast<int32_t>(row);
+                cache.value[at] = static_cast<int32_t>(u * r + k);
             }
         }
     }
-    t_col_ptr_ = index_buffer(ptr);
-    t_row_ = index_buffer(rows);
-    t_value_ = index_buffer(values);
+    cache.layout_id = layout_id_;
+}
+
+template <typename T>
+const int32_t * BlockSparseMatrix<T>::col_ptr() const {
+    ensure_transpose();
+    return transpose_cache().col_ptr.data();
+}
+
+template <typename T>
+const int32_t * BlockSparseMatrix<T>::col_row() const {
+    ensure_transpose();
+    return transpose_cache().row.data();
+}
+
+template <typename T>
+const int32_t * BlockSparseMatrix<T>::col_value() const {
+    ensure_transpose();
+    return transpose_cache().value.data();
 }
 
 template <typename T>
@@ -144,7 +186,7 @@ void BlockSparseMatrix<T>::mutate(std::span<const int64_t> prune_units, std::spa
     param_.value = std::move(value);
     param_.grad = std::move(grad);
     param_.state = std::move(state);
-    rebuild_transpose();
+    layout_id_ = next_layout_id();
 }
 
 template <typename T>
@@ -165,9 +207,12 @@ void BlockSparseMatrix<T>::check_invariants() const {
         << param_.name << ": value/grad size";
     for (const auto & s : param_.state) MEST_CHECK(s.size() == param_.value.size()) << param_.name << ": state size";
     int64_t transposed = 0;
+    const int32_t * t_col_ptr = col_ptr();
+    const int32_t * t_row = col_row();
+    const int32_t * t_value = col_value();
     for (int64_t c = 0; c < shape_.cols; ++c) {
-        for (int64_t i = t_col_ptr_[c]; i < t_col_ptr_[c + 1]; ++i) {
-            const int64_t v = t_value_[i], row = t_row_[i];
+        for (int64_t i = t_col_ptr[c]; i < t_col_ptr[c + 1]; ++i) {
+            const int64_t v = t_value[i], row = t_row[i];
             const int64_t unit = v / shape_.block_rows;
             MEST_CHECK(col_idx_[unit] == c &&
                        unit_position(unit).block * shape_.block_rows + v % shape_.block_rows == row)

@@ -51,10 +51,13 @@ public:
     UnitPosition unit_position(int64_t unit) const;
 
     // Transposed view for backward-data: for every column, the (row, value index) pairs that use it.
-    // Rebuilt after each mutation; O(nnz).
-    const int32_t * col_ptr() const { return t_col_ptr_.data(); }
-    const int32_t * col_row() const { return t_row_.data(); }
-    const int32_t * col_value() const { return t_value_.data(); }
+    // Not part of the layer's state: it is built on demand, in O(nnz + cols), into one shared
+    // workspace cache that holds the view of the last matrix asked (layers run one at a time), so
+    // persistent index memory stays at one column index per unit. The pointers are valid until the
+    // transposed view of another matrix (or of this one after a mutation) is requested.
+    const int32_t * col_ptr() const;
+    const int32_t * col_row() const;
+    const int32_t * col_value() const;
 
     // Removes the given units (indices into the current unit list) and adds new units (positions that
     // are currently empty) with value, gradient and optimizer state zero. O(nnz + k log k).
@@ -66,11 +69,11 @@ public:
     std::vector<T> to_dense_for_testing() const;
 
 private:
-    void rebuild_transpose();
+    void ensure_transpose() const;
 
     BlockSparseShape shape_;
     Buffer<int32_t> block_ptr_, col_idx_;  // MemCategory::kSparseIndices
-    Buffer<int32_t> t_col_ptr_, t_row_, t_value_;
+    uint64_t layout_id_;                   // unique per (matrix, mutation): keys the transposed-view cache
     nn::Parameter<T> param_;
 };
 
