@@ -488,6 +488,14 @@ TEST_F(Cli, BadTrainingInputIsRejectedBeforeTheRunDirectoryIsWritten) {
         {"config with unknown key", {{"--config", config_unknown}}, "unknown key 'modle'"},
         {"config not JSON", {{"--config", config_broken}}, "not valid JSON"},
         {"config wrong type", {{"--config", config_type}}, "wrong type"},
+        {"unknown scheme", {{"--method", "static"}, {"--scheme", "diagonal"}}, "--scheme"},
+        {"pattern below 5/9",
+         {{"--method", "static"}, {"--model", "resnet20"}, {"--scheme", "pattern"}, {"--sparsity", "0.5"}},
+         "0.556"},
+        {"unknown distribution", {{"--method", "static"}, {"--distribution", "gaussian"}}, "--distribution"},
+        {"unknown sparse layers", {{"--method", "static"}, {"--sparse-layers", "odd"}}, "--sparse-layers"},
+        {"residual layers on LeNet", {{"--method", "static"}, {"--sparse-layers", "residual"}}, "--sparse-layers"},
+        {"channel scheme on LeNet", {{"--method", "static"}, {"--scheme", "channel"}}, "--scheme channel"},
     };
     for (std::size_t i = 0; i < cases.size(); ++i) {
         const auto & bad = cases[i];
@@ -497,6 +505,27 @@ TEST_F(Cli, BadTrainingInputIsRejectedBeforeTheRunDirectoryIsWritten) {
         expect_input_failure(r, bad.fragment);
         EXPECT_FALSE(fs::exists(dir + "/config.json")) << dir;
         EXPECT_FALSE(fs::exists(dir + "/last")) << dir;
+    }
+}
+
+TEST_F(Cli, StaticSparseRunsReportTheirSparsity) {
+    for (const char * scheme : {"block", "pattern", "channel"}) {
+        SCOPED_TRACE(scheme);
+        const std::string dir = root_->file(std::string("static-") + scheme);
+        const auto args = train_args(dir, {{"--model", "resnet20"},
+                                           {"--method", "static"},
+                                           {"--scheme", scheme},
+                                           {"--sparsity", "0.9"},
+                                           {"--epochs", "1"},
+                                           {"--limit-train", "32"}});
+        const Result r = run(args);
+        expect_success(r, args);
+        const json cfg = read_json(dir + "/config.json");
+        EXPECT_NEAR(cfg.at("sparse_layer_sparsity").get<double>(), 0.9,
+                    std::string(scheme) == "channel" ? 0.03 : 0.002);
+        EXPECT_GT(cfg.at("overall_sparsity").get<double>(), 0.85);
+        EXPECT_EQ(cfg.at("config").at("scheme"), scheme);
+        EXPECT_TRUE(fs::exists(dir + "/summary.json"));
     }
 }
 
