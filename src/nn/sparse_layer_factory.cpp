@@ -5,6 +5,7 @@
 
 #include "nn/linear.h"
 #include "nn/sparse_conv2d.h"
+#include "nn/sparse_linear.h"
 #include "sparse/erk.h"
 #include "sparse/initial_mask.h"
 #include "sparse/kernel_patterns.h"
@@ -145,7 +146,12 @@ ModulePtr<T> SparseLayerFactory<T>::linear(const std::string & name, int64_t in_
         });
     }
     if (!makes_sparse(role)) return std::make_unique<Linear<T>>(name, in_features, out_features);
-    MEST_FAIL_INPUT() << name << ": sparse linear layers are not available yet";
+    const double s = layer_sparsity(name);
+    const int64_t block_rows = scheme_ == sparse::Scheme::kBlock ? config_.block_rows : 1;
+    const sparse::BlockSparseShape shape{out_features, in_features, block_rows};
+    // Linear layers have no kernels: the pattern scheme falls back to unstructured (1x1 "taps").
+    auto units = sparse::random_scheme_units(scheme_, shape, 1, 1, s, mask_rng_);
+    return std::make_unique<SparseLinear<T>>(name, in_features, out_features, block_rows, std::move(units));
 }
 
 template <typename T>

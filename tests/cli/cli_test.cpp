@@ -509,10 +509,11 @@ TEST_F(Cli, BadTrainingInputIsRejectedBeforeTheRunDirectoryIsWritten) {
 }
 
 TEST_F(Cli, StaticSparseRunsReportTheirSparsity) {
-    for (const char * scheme : {"block", "pattern", "channel"}) {
-        SCOPED_TRACE(scheme);
-        const std::string dir = root_->file(std::string("static-") + scheme);
-        const auto args = train_args(dir, {{"--model", "resnet20"},
+    for (const auto & [model, scheme] : std::vector<std::pair<std::string, std::string>>{
+             {"resnet20", "block"}, {"resnet20", "pattern"}, {"resnet20", "channel"}, {"lenet5", "unstructured"}}) {
+        SCOPED_TRACE(model + " " + scheme);
+        const std::string dir = root_->file("static-" + model + "-" + scheme);
+        const auto args = train_args(dir, {{"--model", model},
                                            {"--method", "static"},
                                            {"--scheme", scheme},
                                            {"--sparsity", "0.9"},

@@ -162,6 +162,22 @@ TEST(SparseModels, VggDefaultsToAllButFirstLast) {
     EXPECT_NEAR(report_of(*net).sparse_layer_sparsity(), 0.9, 1e-3);
 }
 
+TEST(SparseModels, LenetMakesItsHiddenConvAndLinearLayersSparse) {
+    const nn::InputSpec in{1, 28, 28, 10};
+    for (const char * scheme : {"unstructured", "block", "pattern"}) {
+        SCOPED_TRACE(scheme);
+        auto net = nn::build_model<float>("lenet5", in, sparse_config(scheme, 0.8));
+        std::vector<nn::Parameter<float> *> params;
+        net->collect_parameters(params);
+        std::vector<std::string> sparse_names;
+        for (const auto * p : params)
+            if (p->sparse) sparse_names.push_back(p->name);
+        EXPECT_EQ(sparse_names, (std::vector<std::string>{"conv2.weight", "fc1.weight", "fc2.weight"}));
+        EXPECT_NEAR(report_of(*net).sparse_layer_sparsity(), 0.8, 1e-3);
+        train_one_step(*net, in);
+    }
+}
+
 TEST(SparseModels, ImpossibleCombinationsAreInputErrors) {
     const nn::InputSpec in{3, 32, 32, 10};
     const auto expect_input_error = [&](const std::string & model, nn::SparsityConfig c, const std::string & needle) {
