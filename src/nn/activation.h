@@ -1,7 +1,8 @@
-// Stand-alone ReLU (networks mostly use the fused BN+ReLU). Backward reads the mask from the
-// saved output, so nothing extra is stored.
+// Stand-alone ReLU (networks mostly use the fused BN+ReLU). Backward needs only the output's
+// sign, so it keeps that as bits, not the output (which the next layer may well not keep).
 #pragma once
 #include "nn/module.h"
+#include "nn/norm_act_ops.h"
 
 namespace mest::nn {
 
@@ -11,11 +12,12 @@ public:
     explicit ReLU(std::string name) : Module<T>(std::move(name)) {}
     Tensor<T> forward(const Tensor<T> & x, bool training) override;
     Tensor<T> backward(const Tensor<T> & dy) override;
-    void release_saved() override { saved_output_ = Tensor<T>(); }
+    void release_saved() override { mask_ = ops::PlaneBits(); }
     Shape output_shape(const Shape & input) const override { return input; }
 
 private:
-    Tensor<T> saved_output_;
+    Shape shape_;
+    ops::PlaneBits mask_;  // [y > 0] over the flat tensor, in runs of kRun elements
 };
 
 // Reinterprets [N, ...] as [N, rest]; no copy.

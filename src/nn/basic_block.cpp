@@ -1,6 +1,8 @@
 #include "nn/basic_block.h"
 
-#include "core/parallel.h"
+#include <utility>
+#include <vector>
+
 #include "core/profiler.h"
 #include "nn/norm_act_ops.h"
 
@@ -8,11 +10,13 @@ namespace mest::nn {
 
 template <typename T>
 BasicBlock<T>::BasicBlock(std::string name, int64_t in_channels, int64_t out_channels, int64_t stride,
-                          bool conv_shortcut, const ConvFactory<T> & make_conv, int64_t mid_channels)
+                          bool conv_shortcut, const ConvFactory<T> & make_conv, int64_t mid_channels,
+                          bool recompute_conv2_output)
     : Module<T>(name),
       in_channels_(in_channels),
       out_channels_(out_channels),
       stride_(stride),
+      recompute_c2_(recompute_conv2_output),
       shortcut_(stride == 1 && in_channels == out_channels
                     ? ShortcutKind::kIdentity
                     : (conv_shortcut ? ShortcutKind::kConvBn : ShortcutKind::kPadSubsample)),
@@ -31,101 +35,155 @@ BasicBlock<T>::BasicBlock(std::string name, int64_t in_channels, int64_t out_cha
     }
 }
 
+namespace {
+
+// a1 scratch shared by the blocks of one thread with the same shape. Each block holds it from
+// forward to backward and conv2 saves it; it is freed with its last holder. Sharing is safe
+// because a block writes a1 right before conv2 reads it, in forward and again in backward.
 template <typename T>
-Tensor<T> BasicBlock<T>::pad_subsample_forward(const Tensor<T> & x) const {
-    const int64_t n = x.dim(0), h = x.dim(2), w = x.dim(3);
-    const int64_t oh = (h + 1) / 2, ow = (w + 1) / 2, pad = (out_channels_ - in_channels_) / 2;
-    Tensor<T> s = Tensor<T>::zeros(Shape{n, out_channels_, oh, ow}, MemCategory::kActivations);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t b = 0; b < n; ++b)
-        for (int64_t c = 0; c < in_channels_; ++c) {
-            const T * src = x.data() + (b * in_channels_ + c) * h * w;
-            T * dst = s.data() + (b * out_channels_ + c + pad) * oh * ow;
-            for (int64_t y = 0; y < oh; ++y)
-                for (int64_t xx = 0; xx < ow; ++xx) dst[y * ow + xx] = src[2 * y * w + 2 * xx];
-        }
-    return s;
+std::shared_ptr<Tensor<T>> shared_scratch(const Shape & shape) {
+    thread_local std::vector<std::pair<Shape, std::weak_ptr<Tensor<T>>>> pool;
+    for (auto & [pooled_shape, weak] : pool) {
+        if (!(pooled_shape == shape)) continue;
+        if (auto alive = weak.lock()) return alive;
+        auto fresh = std::make_shared<Tensor<T>>(shape, MemCategory::kActivations);
+        weak = fresh;
+        return fresh;
+    }
+    auto fresh = std::make_shared<Tensor<T>>(shape, MemCategory::kActivations);
+    pool.emplace_back(shape, fresh);
+    return fresh;
 }
 
+}  // namespace
+
+// Option A's shortcut for one output plane: input channel c of image b, every second row and column.
 template <typename T>
-Tensor<T> BasicBlock<T>::pad_subsample_backward(const Tensor<T> & dy) const {
-    const int64_t n = input_shape_[0], h = input_shape_[2], w = input_shape_[3];
-    const int64_t oh = dy.dim(2), ow = dy.dim(3), pad = (out_channels_ - in_channels_) / 2;
-    Tensor<T> dx = Tensor<T>::zeros(input_shape_, MemCategory::kActivations);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t b = 0; b < n; ++b)
-        for (int64_t c = 0; c < in_channels_; ++c) {
-            const T * src = dy.data() + (b * out_channels_ + c + pad) * oh * ow;
-            T * dst = dx.data() + (b * in_channels_ + c) * h * w;
-            for (int64_t y = 0; y < oh; ++y)
-                for (int64_t xx = 0; xx < ow; ++xx) dst[2 * y * w + 2 * xx] = src[y * ow + xx];
-        }
-    return dx;
+void BasicBlock<T>::pad_subsample_plane(const T * x, int64_t b, int64_t c, T * dst) const {
+    const int64_t h = input_shape_[2], w = input_shape_[3];
+    const int64_t oh = (h + 1) / 2, ow = (w + 1) / 2;
+    const T * src = x + (b * in_channels_ + c) * h * w;
+    for (int64_t y = 0; y < oh; ++y)
+        for (int64_t xx = 0; xx < ow; ++xx) dst[y * ow + xx] = src[2 * y * w + 2 * xx];
 }
 
 template <typename T>
 Tensor<T> BasicBlock<T>::forward(const Tensor<T> & x, bool training) {
     input_shape_ = x.shape();
-    Tensor<T> h = bn1_.forward(conv1_->forward(x, training), training);
-    Tensor<T> out = bn2_.forward(conv2_->forward(h, training), training);
-    Tensor<T> s;
-    switch (shortcut_) {
-        case ShortcutKind::kIdentity:
-            s = x;
-            break;
-        case ShortcutKind::kPadSubsample:
-            s = pad_subsample_forward(x);
-            break;
-        case ShortcutKind::kConvBn:
-            s = short_bn_->forward(short_conv_->forward(x, training), training);
-            break;
+    Tensor<T> c1 = conv1_->forward(x, training);
+    std::shared_ptr<Tensor<T>> a1 = shared_scratch<T>(c1.shape());
+    bn1_.forward_into(c1, training, *a1);
+    c1 = Tensor<T>();
+    Tensor<T> c2 = conv2_->forward(*a1, training);
+    a1_ = training ? a1 : nullptr;
+    a1.reset();
+
+    const int64_t n_batch = c2.dim(0), plane = c2.dim(2) * c2.dim(3);
+    Shape s_shape = x.shape();
+    Tensor<T> cs;
+    if (shortcut_ == ShortcutKind::kConvBn) {
+        cs = short_conv_->forward(x, training);
+        short_bn_->normalize(cs, training, [](int64_t, T, T) {});
+        s_shape = cs.shape();
+    } else if (shortcut_ == ShortcutKind::kPadSubsample) {
+        s_shape = Shape{x.dim(0), out_channels_, (x.dim(2) + 1) / 2, (x.dim(3) + 1) / 2};
     }
-    MEST_CHECK(s.shape() == out.shape()) << this->name_ << ": shortcut " << s.shape().str() << " vs "
-                                         << out.shape().str();
-    ScopedOpTimer timer(OpKind::kAddRelu);
-    parallel_chunks(out.numel(), [&](int64_t begin, int64_t len) {
-        ops::add_relu_inplace(out.data() + begin, s.data() + begin, len);
+    MEST_CHECK(s_shape == c2.shape()) << this->name_ << ": shortcut " << s_shape.str() << " vs " << c2.shape().str();
+
+    Tensor<T> out(c2.shape(), MemCategory::kActivations);
+    out_mask_ = training ? ops::PlaneBits(n_batch * out_channels_, plane) : ops::PlaneBits();
+    const int64_t pad = (out_channels_ - in_channels_) / 2;
+    bn2_.normalize(c2, training, [&](int64_t c, T scale, T shift) {
+        std::vector<T> gathered;
+        for (int64_t n = 0; n < n_batch; ++n) {
+            const int64_t p = n * out_channels_ + c, base = p * plane;
+            const T * s = nullptr;
+            T s_scale = T(1), s_shift = T(0);
+            switch (shortcut_) {
+                case ShortcutKind::kIdentity:
+                    s = x.data() + base;
+                    break;
+                case ShortcutKind::kConvBn:
+                    s = cs.data() + base;
+                    s_scale = short_bn_->scale(c);
+                    s_shift = short_bn_->shift(c);
+                    break;
+                case ShortcutKind::kPadSubsample:
+                    if (c >= pad && c < pad + in_channels_) {
+                        gathered.resize(static_cast<std::size_t>(plane));
+                        pad_subsample_plane(x.data(), n, c - pad, gathered.data());
+                        s = gathered.data();
+                    }
+                    break;
+            }
+            ops::bn_add_relu(c2.data() + base, plane, scale, shift, s, s_scale, s_shift, out.data() + base,
+                             training ? out_mask_.plane(p) : nullptr);
+        }
     });
-    saved_output_ = training ? out : Tensor<T>();
+    if (training && recompute_c2_) bn2_.set_saved_input(Tensor<T>());
     return out;
+}
+
+// dx += shortcut'(dy * [out > 0]).
+template <typename T>
+void BasicBlock<T>::add_shortcut_grad(const Tensor<T> & dy, Tensor<T> & dx) {
+    if (shortcut_ == ShortcutKind::kConvBn) {
+        Tensor<T> ds = short_conv_->backward(short_bn_->backward_bits(dy, out_mask_));
+        ScopedOpTimer timer(OpKind::kAddRelu);
+        T * out = dx.data();
+        const T * sp = ds.data();
+        const int64_t n_in = dx.numel();
+#pragma omp parallel for simd schedule(static)
+        for (int64_t i = 0; i < n_in; ++i) out[i] += sp[i];
+        return;
+    }
+    ScopedOpTimer timer(OpKind::kAddRelu);
+    const int64_t n_batch = dy.dim(0), plane = dy.dim(2) * dy.dim(3);
+    if (shortcut_ == ShortcutKind::kIdentity) {
+#pragma omp parallel for schedule(static)
+        for (int64_t p = 0; p < n_batch * out_channels_; ++p)
+            ops::add_masked_bits(dx.data() + p * plane, dy.data() + p * plane, out_mask_.plane(p), plane);
+        return;
+    }
+    const int64_t h = input_shape_[2], w = input_shape_[3], ow = dy.dim(3), oh = dy.dim(2);
+    const int64_t pad = (out_channels_ - in_channels_) / 2;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < n_batch; ++b)
+        for (int64_t c = 0; c < in_channels_; ++c) {
+            const int64_t p = b * out_channels_ + c + pad;
+            const T * src = dy.data() + p * plane;
+            const uint64_t * bits = out_mask_.plane(p);
+            T * dst = dx.data() + (b * in_channels_ + c) * h * w;
+            for (int64_t y = 0; y < oh; ++y)
+                for (int64_t xx = 0; xx < ow; ++xx) {
+                    const int64_t i = y * ow + xx;
+                    if (ops::mask_bit(bits, i)) dst[2 * y * w + 2 * xx] += src[i];
+                }
+        }
 }
 
 template <typename T>
 Tensor<T> BasicBlock<T>::backward(const Tensor<T> & dy) {
-    MEST_CHECK(!saved_output_.empty()) << this->name_ << ": backward without a training forward";
-    // dz = dy * [out > 0] feeds both branches.
-    Tensor<T> dz(dy.shape(), MemCategory::kActivations);
-    {
-        ScopedOpTimer timer(OpKind::kAddRelu);
-        parallel_chunks(dy.numel(), [&](int64_t begin, int64_t len) {
-            ops::relu_backward(dy.data() + begin, saved_output_.data() + begin, len, dz.data() + begin);
-        });
+    MEST_CHECK(!out_mask_.empty() && a1_) << this->name_ << ": backward without a training forward";
+    if (recompute_c2_) {
+        bn1_.recompute_output(*a1_);
+        bn2_.set_saved_input(conv2_->forward(*a1_, true));
     }
-    saved_output_ = Tensor<T>();
-
-    Tensor<T> dx = conv1_->backward(bn1_.backward(conv2_->backward(bn2_.backward(dz))));
+    Tensor<T> d2 = bn2_.backward_bits(dy, out_mask_);
+    if (!recompute_c2_) bn1_.recompute_output(*a1_);
+    Tensor<T> da = conv2_->backward(d2);
+    d2 = Tensor<T>();
+    bn1_.backward_inplace(da);
+    a1_.reset();
+    Tensor<T> dx = conv1_->backward(da);
+    da = Tensor<T>();
     if (!this->input_grad_required_) {
-        if (shortcut_ == ShortcutKind::kConvBn) short_conv_->backward(short_bn_->backward(dz));
+        if (shortcut_ == ShortcutKind::kConvBn) short_conv_->backward(short_bn_->backward_bits(dy, out_mask_));
+        out_mask_ = ops::PlaneBits();
         return Tensor<T>();
     }
-    Tensor<T> ds;
-    switch (shortcut_) {
-        case ShortcutKind::kIdentity:
-            ds = dz;
-            break;
-        case ShortcutKind::kPadSubsample:
-            ds = pad_subsample_backward(dz);
-            break;
-        case ShortcutKind::kConvBn:
-            ds = short_conv_->backward(short_bn_->backward(dz));
-            break;
-    }
-    ScopedOpTimer timer(OpKind::kAddRelu);
-    T * out = dx.data();
-    const T * sp = ds.data();
-    const int64_t n_in = dx.numel();
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n_in; ++i) out[i] += sp[i];
+    add_shortcut_grad(dy, dx);
+    out_mask_ = ops::PlaneBits();
     return dx;
 }
 
@@ -177,7 +235,8 @@ void BasicBlock<T>::release_saved() {
         short_conv_->release_saved();
         short_bn_->release_saved();
     }
-    saved_output_ = Tensor<T>();
+    a1_.reset();
+    out_mask_ = ops::PlaneBits();
 }
 
 template class BasicBlock<float>;

@@ -1,9 +1,16 @@
 // CIFAR ResNet basic block: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).
 // Shortcut: identity, option A (subsample by 2 and zero-pad channels, He et al. 2016) or option B
-// (1x1 conv + BN, the GraSP/MEST wide ResNet-32). The add and final ReLU are fused into one pass
-// that writes over the bn2 output, so the block keeps four activation tensors, not six.
+// (1x1 conv + BN, the GraSP/MEST wide ResNet-32).
+//
+// Memory: for backward the block keeps conv1's output (BN1, whose ReLU mask is rebuilt from it),
+// conv2's output (BN2), BN statistics and the final ReLU mask as bits; its output is the next
+// layer's input. a1 = relu(bn1(conv1 x)), conv2's input, is not kept: every block of one shape
+// writes it into one shared scratch tensor, which conv2 saves, and backward rebuilds it there (one
+// elementwise pass) just before conv2's backward reads it. BN2's normalisation, the shortcut's BN,
+// the add and the ReLU are one pass per channel, right after BN2's statistics for that channel.
 #pragma once
 #include <functional>
+#include <memory>
 
 #include "nn/batchnorm2d.h"
 #include "nn/conv2d.h"
@@ -24,10 +31,14 @@ ModulePtr<T> make_dense_conv(const std::string & name, const Conv2dConfig & conf
 template <typename T>
 class BasicBlock : public Module<T> {
 public:
+    // recompute_conv2_output: do not keep conv2's output for BN2's backward but run conv2's forward
+    // again in backward, trading one conv forward for one activation tensor (cheap when conv2 is
+    // very sparse; the convs are deterministic, so the output is the same).
     // mid_channels: width between conv1 and conv2 (0 = out_channels). The channel scheme prunes
     // conv1's filters together with conv2's matching input channels by building a narrower block.
     BasicBlock(std::string name, int64_t in_channels, int64_t out_channels, int64_t stride, bool conv_shortcut,
-               const ConvFactory<T> & make_conv = make_dense_conv<T>, int64_t mid_channels = 0);
+               const ConvFactory<T> & make_conv = make_dense_conv<T>, int64_t mid_channels = 0,
+               bool recompute_conv2_output = false);
 
     Tensor<T> forward(const Tensor<T> & x, bool training) override;
     Tensor<T> backward(const Tensor<T> & dy) override;
@@ -43,10 +54,11 @@ public:
     ShortcutKind shortcut_kind() const { return shortcut_; }
 
 private:
-    Tensor<T> pad_subsample_forward(const Tensor<T> & x) const;
-    Tensor<T> pad_subsample_backward(const Tensor<T> & dy) const;
+    void pad_subsample_plane(const T * x, int64_t b, int64_t c, T * dst) const;
+    void add_shortcut_grad(const Tensor<T> & dy, Tensor<T> & dx);
 
     int64_t in_channels_, out_channels_, stride_;
+    bool recompute_c2_;
     ShortcutKind shortcut_;
     ModulePtr<T> conv1_;
     BatchNorm2d<T> bn1_;
@@ -55,7 +67,8 @@ private:
     ModulePtr<T> short_conv_;
     std::unique_ptr<BatchNorm2d<T>> short_bn_;
     Shape input_shape_;
-    Tensor<T> saved_output_;  // relu(sum): its sign is the ReLU mask for backward
+    std::shared_ptr<Tensor<T>> a1_;  // the shared scratch conv2 saved, to rebuild a1 in
+    ops::PlaneBits out_mask_;        // [output > 0]
 };
 
 }  // namespace mest::nn

@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "core/profiler.h"
-#include "nn/norm_act_ops.h"
 
 namespace mest::nn {
 
@@ -34,20 +33,19 @@ void BatchNorm2d<T>::initialize(Rng &) {
 template <typename T>
 void BatchNorm2d<T>::release_saved() {
     saved_input_ = Tensor<T>();
-    saved_output_ = Tensor<T>();
 }
 
 // Splits the per-channel loops over threads; a chunk of channels keeps its planes in one thread.
 template <typename T>
-Tensor<T> BatchNorm2d<T>::forward(const Tensor<T> & x, bool training) {
+void BatchNorm2d<T>::normalize(const Tensor<T> & x, bool training, const ChannelEpilogue & apply) {
     ScopedOpTimer timer(OpKind::kBatchNormForward);
     MEST_CHECK(x.shape().rank == 4 && x.dim(1) == channels_) << this->name_ << ": input " << x.shape().str();
     const int64_t n_batch = x.dim(0), plane = x.dim(2) * x.dim(3), count = n_batch * plane;
-    Tensor<T> y(x.shape(), MemCategory::kActivations);
     batch_mean_.assign(channels_, 0.0);
     batch_inv_std_.assign(channels_, 0.0);
+    scale_.assign(channels_, T(0));
+    shift_.assign(channels_, T(0));
     const T * src = x.data();
-    T * dst = y.data();
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < channels_; ++c) {
         double mean, var;
@@ -66,41 +64,93 @@ Tensor<T> BatchNorm2d<T>::forward(const Tensor<T> & x, bool training) {
         const double inv_std = 1.0 / std::sqrt(var + eps_);
         batch_mean_[c] = mean;
         batch_inv_std_[c] = inv_std;
-        const T scale = static_cast<T>(gamma_.value[c] * inv_std);
-        const T shift = static_cast<T>(beta_.value[c] - mean * gamma_.value[c] * inv_std);
+        scale_[c] = static_cast<T>(gamma_.value[c] * inv_std);
+        shift_[c] = static_cast<T>(beta_.value[c] - mean * gamma_.value[c] * inv_std);
+        apply(c, scale_[c], shift_[c]);
+    }
+    saved_input_ = training ? x : Tensor<T>();
+}
+
+template <typename T>
+void BatchNorm2d<T>::forward_into(const Tensor<T> & x, bool training, Tensor<T> & y) {
+    MEST_CHECK(y.shape() == x.shape()) << this->name_ << ": output " << y.shape().str();
+    const int64_t n_batch = x.dim(0), plane = x.dim(2) * x.dim(3);
+    const T * src = x.data();
+    T * dst = y.data();
+    normalize(x, training, [&](int64_t c, T scale, T shift) {
         for (int64_t n = 0; n < n_batch; ++n) {
             const int64_t base = (n * channels_ + c) * plane;
             ops::scale_shift(src + base, plane, scale, shift, fused_relu_, dst + base);
         }
-    }
-    if (training) {
-        saved_input_ = x;
-        saved_output_ = fused_relu_ ? y : Tensor<T>();
-    } else {
-        release_saved();
-    }
+    });
+}
+
+template <typename T>
+Tensor<T> BatchNorm2d<T>::forward(const Tensor<T> & x, bool training) {
+    Tensor<T> y(x.shape(), MemCategory::kActivations);
+    forward_into(x, training, y);
     return y;
+}
+
+// The same kernel on the same planes with the same scale and shift as forward_into: the same bits.
+template <typename T>
+void BatchNorm2d<T>::recompute_output(Tensor<T> & y) const {
+    ScopedOpTimer timer(OpKind::kBatchNormBackward);
+    MEST_CHECK(!saved_input_.empty() && y.shape() == saved_input_.shape())
+        << this->name_ << ": recompute without a training forward";
+    const int64_t n_batch = y.dim(0), plane = y.dim(2) * y.dim(3);
+    const T * src = saved_input_.data();
+    T * dst = y.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < channels_; ++c)
+        for (int64_t n = 0; n < n_batch; ++n) {
+            const int64_t base = (n * channels_ + c) * plane;
+            ops::scale_shift(src + base, plane, scale_[c], shift_[c], fused_relu_, dst + base);
+        }
 }
 
 template <typename T>
 Tensor<T> BatchNorm2d<T>::backward(const Tensor<T> & dy) {
-    return backward_masked(dy, fused_relu_ ? &saved_output_ : nullptr);
+    Tensor<T> dx(dy.shape(), MemCategory::kActivations);
+    backward_into(dy, GradMask{.recompute = fused_relu_}, dx.data());
+    return dx;
+}
+
+template <typename T>
+Tensor<T> BatchNorm2d<T>::backward_masked(const Tensor<T> & dy, const Tensor<T> * relu_output) {
+    Tensor<T> dx(dy.shape(), MemCategory::kActivations);
+    backward_into(dy, GradMask{.relu_output = relu_output ? relu_output->data() : nullptr}, dx.data());
+    return dx;
+}
+
+template <typename T>
+void BatchNorm2d<T>::backward_inplace(Tensor<T> & g) {
+    backward_into(g, GradMask{.recompute = fused_relu_}, g.data());
+}
+
+template <typename T>
+Tensor<T> BatchNorm2d<T>::backward_bits(const Tensor<T> & dy, const ops::PlaneBits & bits) {
+    MEST_CHECK(!bits.empty()) << this->name_ << ": empty ReLU mask";
+    Tensor<T> dx(dy.shape(), MemCategory::kActivations);
+    backward_into(dy, GradMask{.bits = &bits}, dx.data());
+    return dx;
 }
 
 // With g' the (ReLU-masked) output gradient and xhat = (x - mean) * inv_std:
 //   dgamma = sum(g' xhat), dbeta = sum(g'),
 //   dx = gamma inv_std g' - gamma inv_std^2 dgamma (x - mean) / M - gamma inv_std dbeta / M.
+// A channel's sums are complete before its first write, so out may be dy's storage.
 template <typename T>
-Tensor<T> BatchNorm2d<T>::backward_masked(const Tensor<T> & dy, const Tensor<T> * relu_output) {
+void BatchNorm2d<T>::backward_into(const Tensor<T> & dy, const GradMask & grad_mask, T * out) {
     ScopedOpTimer timer(OpKind::kBatchNormBackward);
     MEST_CHECK(!saved_input_.empty()) << this->name_ << ": backward without a training forward";
     MEST_CHECK(dy.shape() == saved_input_.shape()) << this->name_ << ": dy " << dy.shape().str();
     const int64_t n_batch = dy.dim(0), plane = dy.dim(2) * dy.dim(3), count = n_batch * plane;
-    Tensor<T> dx(dy.shape(), MemCategory::kActivations);
     const T * x = saved_input_.data();
     const T * g = dy.data();
-    const T * mask = relu_output ? relu_output->data() : nullptr;
-    T * out = dx.data();
+    const T * mask = grad_mask.relu_output;
+    const ops::PlaneBits * bits = grad_mask.bits;
+    const bool recompute = grad_mask.recompute;
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < channels_; ++c) {
         const T mean = static_cast<T>(batch_mean_[c]);
@@ -108,7 +158,12 @@ Tensor<T> BatchNorm2d<T>::backward_masked(const Tensor<T> & dy, const Tensor<T> 
         double sums[2] = {0.0, 0.0};
         for (int64_t n = 0; n < n_batch; ++n) {
             const int64_t base = (n * channels_ + c) * plane;
-            ops::bn_backward_sums(g + base, x + base, mask ? mask + base : nullptr, plane, mean, sums);
+            if (recompute)
+                ops::bn_relu_backward_sums(g + base, x + base, plane, mean, scale_[c], shift_[c], sums);
+            else if (bits)
+                ops::bn_backward_sums_bits(g + base, x + base, bits->plane(n * channels_ + c), plane, mean, sums);
+            else
+                ops::bn_backward_sums(g + base, x + base, mask ? mask + base : nullptr, plane, mean, sums);
         }
         const double dgamma = sums[1] * inv_std, dbeta = sums[0];
         gamma_.grad[c] = static_cast<T>(dgamma);
@@ -119,11 +174,17 @@ Tensor<T> BatchNorm2d<T>::backward_masked(const Tensor<T> & dy, const Tensor<T> 
         const T k = static_cast<T>(-gamma_inv_std * dbeta / static_cast<double>(count));
         for (int64_t n = 0; n < n_batch; ++n) {
             const int64_t base = (n * channels_ + c) * plane;
-            ops::bn_backward_apply(g + base, x + base, mask ? mask + base : nullptr, plane, mean, a, b, k, out + base);
+            if (recompute)
+                ops::bn_relu_backward_apply(g + base, x + base, plane, mean, scale_[c], shift_[c], a, b, k, out + base);
+            else if (bits)
+                ops::bn_backward_apply_bits(g + base, x + base, bits->plane(n * channels_ + c), plane, mean, a, b, k,
+                                            out + base);
+            else
+                ops::bn_backward_apply(g + base, x + base, mask ? mask + base : nullptr, plane, mean, a, b, k,
+                                       out + base);
         }
     }
     release_saved();
-    return dx;
 }
 
 template <typename T>

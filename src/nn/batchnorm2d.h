@@ -1,7 +1,16 @@
 // Batch normalisation over N,H,W per channel, with an optional fused ReLU: one pass writes
-// relu(bn(x)), and backward rebuilds the ReLU mask from the saved output instead of storing it.
+// relu(bn(x)), and backward rebuilds the ReLU mask from the saved input (x * scale + shift > 0,
+// the forward's own arithmetic), so the output is not kept: a following layer that does not keep
+// its input (a pool) lets it go.
+// The residual block drives it at a finer grain: normalize() hands each channel's scale and
+// shift to the block's own epilogue while the channel is in cache, recompute_output() rebuilds
+// relu(bn(x)) in backward instead of keeping it, and the backward variants take the ReLU mask as
+// bits or overwrite the incoming gradient.
 #pragma once
+#include <functional>
+
 #include "nn/module.h"
+#include "nn/norm_act_ops.h"
 
 namespace mest::nn {
 
@@ -18,8 +27,25 @@ public:
     void release_saved() override;
     Shape output_shape(const Shape & input) const override { return input; }
 
-    // For the residual block: backward with the ReLU mask taken from a tensor the caller keeps.
+    // Statistics (batch ones when training, which also updates the running ones and keeps x for
+    // backward), then apply(c, scale, shift) for every channel c in the thread that summed it.
+    using ChannelEpilogue = std::function<void(int64_t channel, T scale, T shift)>;
+    void normalize(const Tensor<T> & x, bool training, const ChannelEpilogue & apply);
+    // forward() into a caller-owned y; the output is not kept (the caller supplies the mask).
+    void forward_into(const Tensor<T> & x, bool training, Tensor<T> & y);
+    // Rewrites the last training forward's output from the kept input: bit-identical to it.
+    void recompute_output(Tensor<T> & y) const;
+    // Replaces the kept input (empty: drop it) when the caller rebuilds it bit-identically for backward.
+    void set_saved_input(const Tensor<T> & x) { saved_input_ = x; }
+    T scale(int64_t c) const { return scale_[static_cast<std::size_t>(c)]; }
+    T shift(int64_t c) const { return shift_[static_cast<std::size_t>(c)]; }
+
+    // Backward with the ReLU mask taken from a tensor the caller keeps (null: no mask).
     Tensor<T> backward_masked(const Tensor<T> & dy, const Tensor<T> * relu_output);
+    // backward(), writing the input gradient over g (which the caller owns).
+    void backward_inplace(Tensor<T> & g);
+    // Backward with the ReLU mask as bits.
+    Tensor<T> backward_bits(const Tensor<T> & dy, const ops::PlaneBits & bits);
     bool fused_relu() const { return fused_relu_; }
     Parameter<T> & gamma() { return gamma_; }
     Parameter<T> & beta() { return beta_; }
@@ -27,14 +53,23 @@ public:
     Buffer<T> & running_var() { return running_var_; }
 
 private:
+    // The ReLU mask backward applies: a float tensor's sign, bits, or rebuilt from the input.
+    struct GradMask {
+        const T * relu_output = nullptr;
+        const ops::PlaneBits * bits = nullptr;
+        bool recompute = false;
+    };
+    void backward_into(const Tensor<T> & dy, const GradMask & mask, T * out);
+
     int64_t channels_;
     bool fused_relu_;
     double momentum_, eps_;
     Parameter<T> gamma_, beta_;
     Buffer<T> running_mean_, running_var_;
-    // Saved for backward: the input, its batch mean and 1/sqrt(var+eps), and the (ReLU) output.
-    Tensor<T> saved_input_, saved_output_;
+    // Saved for backward: the input, its batch mean and 1/sqrt(var+eps), the scale and shift they gave.
+    Tensor<T> saved_input_;
     std::vector<double> batch_mean_, batch_inv_std_;
+    std::vector<T> scale_, shift_;
 };
 
 }  // namespace mest::nn
