@@ -30,6 +30,8 @@ CLI::App * add_bench_command(CLI::App & app, BenchArgs & args) {
     cmd->add_option("--sparse-layers", args.sparse_layers,
                     "residual or all-but-first-last (default: residual for ResNets, else all-but-first-last)");
     cmd->add_option("--distribution", args.distribution, "uniform or erk")->capture_default_str();
+    cmd->add_option("--recompute", args.recompute, "Recompute conv2 outputs in backward: auto (sparse), on, off")
+        ->capture_default_str();
     cmd->add_flag("--json", args.json, "Print one JSON line");
     cmd->add_flag("--profile", args.profile, "Also report the time per kind of operation");
     cmd->add_flag("--table", args.table,
@@ -59,6 +61,7 @@ int run_bench(const BenchArgs & args) {
     sparsity.block_rows = args.block_rows;
     sparsity.sparse_layers = args.sparse_layers;
     sparsity.distribution = args.distribution;
+    sparsity.recompute = args.recompute;
     auto model = nn::build_model<float>(args.model, nn::InputSpec{c, h, w, args.classes}, sparsity);
     Rng rng(0);
     model->initialize(rng);

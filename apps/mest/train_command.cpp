@@ -35,6 +35,10 @@ CLI::App * add_train_command(CLI::App & app, TrainArgs & args) {
                     "Per-layer sparsity: uniform (the same in every sparse layer) or erk (Erdos-Renyi-Kernel, "
                     "denser small layers, same total)")
         ->capture_default_str();
+    cmd->add_option("--recompute", c.recompute,
+                    "Residual blocks recompute conv2's output in backward instead of keeping it: auto (when the "
+                    "convs are sparse), on, off")
+        ->capture_default_str();
     cmd->add_option("--epochs", c.epochs, "Training epochs")->capture_default_str();
     cmd->add_option("--batch-size", c.batch_size, "Examples per step")->capture_default_str();
     cmd->add_option("--lr", c.lr, "Peak learning rate")->capture_default_str();

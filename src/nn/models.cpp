@@ -42,7 +42,7 @@ std::unique_ptr<Sequential<T>> build_resnet(int depth, std::array<int64_t, 3> wi
             const int64_t stride = (stage > 0 && b == 0) ? 2 : 1;
             auto & block = net->template add<BasicBlock<T>>(
                 "layer" + std::to_string(stage + 1) + "." + std::to_string(b), channels, widths[stage], stride,
-                conv_shortcut, make_conv, layers.channel_mid_width(widths[stage]));
+                conv_shortcut, make_conv, layers.channel_mid_width(widths[stage]), layers.recompute_conv2());
             layers.mark_channel_block(block, channels, widths[stage]);
             channels = widths[stage];
         }

@@ -50,6 +50,8 @@ SparseLayerFactory<T>::SparseLayerFactory(const SparsityConfig & config, bool is
         << "--block-rows must be in [1, 64], got " << config.block_rows;
     MEST_INPUT_CHECK(is_resnet || layers_ != sparse::SparseLayers::kResidual)
         << "--sparse-layers residual: this model has no residual blocks (use all-but-first-last)";
+    MEST_INPUT_CHECK(config.recompute == "auto" || config.recompute == "on" || config.recompute == "off")
+        << "--recompute: unknown value '" << config.recompute << "' (valid: auto, on, off)";
     MEST_INPUT_CHECK(scheme_ != sparse::Scheme::kChannel || is_resnet)
         << "--scheme channel: filter pruning with the matching input channels is implemented for the ResNets' "
            "residual blocks only";
@@ -83,6 +85,13 @@ void SparseLayerFactory<T>::finish_plan() {
     const auto densities = sparse::erk_densities(layers, config_.sparsity);
     for (std::size_t i = 0; i < plan_.size(); ++i) densities_[plan_[i].name] = densities[i];
     planning_ = false;
+}
+
+template <typename T>
+bool SparseLayerFactory<T>::recompute_conv2() const {
+    if (config_.recompute == "on") return true;
+    if (config_.recompute == "off") return false;
+    return scheme_ != sparse::Scheme::kDense;
 }
 
 template <typename T>

@@ -50,6 +50,9 @@ public:
     // sparsity reports count the removed filters and input channels.
     void mark_channel_block(BasicBlock<T> & block, int64_t in_channels, int64_t out_channels) const;
 
+    // Whether residual blocks recompute conv2's output in backward instead of keeping it.
+    bool recompute_conv2() const;
+
     // Whether a layer of this role becomes sparse (a compressed SparseConv2d / SparseLinear).
     bool makes_sparse(LayerRole role) const;
     sparse::Scheme scheme() const { return scheme_; }

@@ -24,6 +24,7 @@ void for_each_field(TrainConfig & c, Fn && fn) {
     fn("block-rows", c.block_rows);
     fn("sparse-layers", c.sparse_layers);
     fn("distribution", c.distribution);
+    fn("recompute", c.recompute);
     fn("epochs", c.epochs);
     fn("batch-size", c.batch_size);
     fn("lr", c.lr);
@@ -111,6 +112,8 @@ void validate(const TrainConfig & c) {
     MEST_INPUT_CHECK(c.sparse_layers.empty() || contains(sparse::sparse_layer_names(), c.sparse_layers))
         << "--sparse-layers: unknown value '" << c.sparse_layers << "' (valid: " << join(sparse::sparse_layer_names())
         << ")";
+    MEST_INPUT_CHECK(c.recompute == "auto" || c.recompute == "on" || c.recompute == "off")
+        << "--recompute: unknown value '" << c.recompute << "' (valid: auto, on, off)";
     MEST_INPUT_CHECK(contains(sparse::distribution_names(), c.distribution))
         << "--distribution: unknown value '" << c.distribution << "' (valid: " << join(sparse::distribution_names())
         << ")";

@@ -17,6 +17,7 @@ struct TrainConfig {
     int block_rows = 4;                    // block scheme: output channels per unit
     std::string sparse_layers;             // residual | all-but-first-last; "" = residual for ResNets, else the other
     std::string distribution = "uniform";  // uniform | erk: how the sparsity is spread over the sparse layers
+    std::string recompute = "auto";        // auto | on | off: recompute conv2 outputs in backward (auto: sparse)
     int epochs = 10;
     int batch_size = 128;
     double lr = 0.1;

@@ -11,6 +11,7 @@ std::unique_ptr<nn::Sequential<float>> build_configured_model(const TrainConfig 
         sparsity.sparse_layers = config.sparse_layers;
         sparsity.distribution = config.distribution;
     }
+    sparsity.recompute = config.recompute;
     sparsity.seed = config.seed;
     return nn::build_model<float>(config.model, input, sparsity);
 }
