@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/buffer.h"
@@ -15,109 +16,95 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
-#ifndef MEST_SPARSE_CONV_PAD_ONCE
-#define MEST_SPARSE_CONV_PAD_ONCE
+#ifndef MEST_SPARSE_CONV_ONCE
+#define MEST_SPARSE_CONV_ONCE
 namespace mest::kernels {
 namespace {
 
-// Vectors may read past a padded row (into the next one) and past the last row; this slack keeps
-// those reads inside the buffer. The extra lanes are never stored.
+// Vectors may read past a padded row (into the next one) and past the last plane by up to one tile;
+// this slack keeps those reads inside the buffer. The extra lanes are never stored.
 constexpr int64_t kSlackFloats = 4 * 64 * 2;
 
-struct Padded {
-    const float * data;
-    int64_t height, width;  // padded plane size
-};
-
-// Copies planes [planes, h, w] into a zero border of `pad` rows/columns on each side.
-Padded pad_planes(const float * src, int64_t planes, int64_t h, int64_t w, int64_t pad, WorkspaceSlot slot) {
-    const int64_t hp = h + 2 * pad, wp = w + 2 * pad;
-    float * out = static_cast<float *>(
-        workspace_get(slot, static_cast<std::size_t>(planes * hp * wp + kSlackFloats) * sizeof(float)));
-#pragma omp parallel for schedule(static)
-    for (int64_t p = 0; p < planes; ++p) {
-        float * dst = out + p * hp * wp;
-        const float * s = src + p * h * w;
-        std::memset(dst, 0, static_cast<std::size_t>(pad * wp) * sizeof(float));
-        for (int64_t y = 0; y < h; ++y) {
-            float * row = dst + (y + pad) * wp;
-            std::memset(row, 0, static_cast<std::size_t>(pad) * sizeof(float));
-            std::memcpy(row + pad, s + y * w, static_cast<std::size_t>(w) * sizeof(float));
-            std::memset(row + pad + w, 0, static_cast<std::size_t>(pad) * sizeof(float));
-        }
-        std::memset(dst + (h + pad) * wp, 0, static_cast<std::size_t>(pad * wp) * sizeof(float));
-    }
-    std::memset(out + planes * hp * wp, 0, kSlackFloats * sizeof(float));
-    return {out, hp, wp};
-}
-
-// Copies planes [planes, h, w] into zero planes of `plane_stride` floats, element (y, x) at
-// (y*stride)*wp + x*stride: the gradient laid out on the padded input's flattened rows, so every
-// weight gradient is one flat dot product.
-float * widen_rows(const float * src, int64_t planes, int64_t h, int64_t w, int64_t stride, int64_t wp,
-                   int64_t plane_stride, WorkspaceSlot slot) {
-    float * out = static_cast<float *>(
-        workspace_get(slot, static_cast<std::size_t>(planes * plane_stride + kSlackFloats) * sizeof(float)));
-#pragma omp parallel for schedule(static)
-    for (int64_t p = 0; p < planes; ++p) {
-        float * dst = out + p * plane_stride;
-        std::memset(dst, 0, static_cast<std::size_t>(plane_stride) * sizeof(float));
-        for (int64_t y = 0; y < h; ++y) {
-            if (stride == 1) {
-                std::memcpy(dst + y * wp, src + (p * h + y) * w, static_cast<std::size_t>(w) * sizeof(float));
-            } else {
-                for (int64_t x = 0; x < w; ++x) dst[y * stride * wp + x * stride] = src[(p * h + y) * w + x];
-            }
-        }
-    }
-    std::memset(out + planes * plane_stride, 0, kSlackFloats * sizeof(float));
-    return out;
+int64_t ceil_div(int64_t a, int64_t b) {
+    return (std::max<int64_t>(a, 0) + b - 1) / b;
 }
 
 int64_t round_up(int64_t x, int64_t m) {
-    return (x + m - 1) / m * m;
+    return ceil_div(x, m) * m;
 }
 
-// Places gradient planes [planes, ho, wo] at every `stride`-th position, offset by `q`, inside zero
-// planes of [hu, wu]: a strided convolution's backward-data becomes a stride-1 correlation.
-Padded dilate_planes(const float * src, int64_t planes, int64_t ho, int64_t wo, int64_t stride, int64_t q, int64_t hu,
-                     int64_t wu, WorkspaceSlot slot) {
-    float * out = static_cast<float *>(
-        workspace_get(slot, static_cast<std::size_t>(planes * hu * wu + kSlackFloats) * sizeof(float)));
-#pragma omp parallel for schedule(static)
+// The zero-padded input split into stride x stride phase planes, phase (a, b) holding padded
+// element (s*y + a, s*x + b) at (y, x). Tap (ky, kx) of a stride-s conv then reads phase
+// (ky % s, kx % s) shifted by (ky / s, kx / s): every stride becomes a stride-1 correlation over
+// flattened phase rows, with no strided loads and no wasted lanes. Stride 1 is plain padding.
+struct PhaseGeometry {
+    int64_t s, hph, wph, pp;  // stride, phase plane height and width, phase plane size
+    int64_t channel_stride() const { return s * s * pp; }
+    int64_t tap_offset(int64_t ky, int64_t kx) const { return ((ky % s) * s + kx % s) * pp + (ky / s) * wph + kx / s; }
+};
+
+PhaseGeometry phase_geometry(int64_t h, int64_t w, int64_t pad, int64_t s) {
+    const int64_t hph = ceil_div(h + 2 * pad, s), wph = ceil_div(w + 2 * pad, s);
+    return {s, hph, wph, hph * wph};
+}
+
+// One image's gradient planes [planes, h, w] in zero planes of `plane_stride` floats with rows of
+// `width`: the gradient laid out on the phase planes' flattened rows, so every weight gradient is
+// one flat dot product.
+void widen_image(const float * src, int64_t planes, int64_t h, int64_t w, int64_t width, int64_t plane_stride,
+                 float * out) {
+    for (int64_t p = 0; p < planes; ++p) {
+        float * dst = out + p * plane_stride;
+        std::memset(dst, 0, static_cast<std::size_t>(plane_stride) * sizeof(float));
+        for (int64_t y = 0; y < h; ++y)
+            for (int64_t x = 0; x < w; ++x) dst[y * width + x] = src[(p * h + y) * w + x];
+    }
+}
+
+// One image's gradient planes [planes, ho, wo] at offset (q, q) in zero planes of [hu, wu], so
+// every tap of the backward-data correlation reads inside the plane.
+void pad_image(const float * src, int64_t planes, int64_t ho, int64_t wo, int64_t q, int64_t hu, int64_t wu,
+               float * out) {
     for (int64_t p = 0; p < planes; ++p) {
         float * dst = out + p * hu * wu;
         std::memset(dst, 0, static_cast<std::size_t>(hu * wu) * sizeof(float));
         const float * s = src + p * ho * wo;
-        for (int64_t y = 0; y < ho; ++y) {
-            float * row = dst + (q + y * stride) * wu + q;
-            if (stride == 1) {
-                std::memcpy(row, s + y * wo, static_cast<std::size_t>(wo) * sizeof(float));
-            } else {
-                for (int64_t x = 0; x < wo; ++x) row[x * stride] = s[y * wo + x];
-            }
-        }
+        for (int64_t y = 0; y < ho; ++y)
+            for (int64_t x = 0; x < wo; ++x) dst[(q + y) * wu + q + x] = s[y * wo + x];
     }
-    std::memset(out + planes * hu * wu, 0, kSlackFloats * sizeof(float));
-    return {out, hu, wu};
 }
 
-// Input offsets (into the padded planes) and weight pointers of block b's stored units for image n;
-// returns their count.
-int64_t gather_block_entries(const ConvGeometry & g, const BlockSparseView & w, const float * values, int64_t n,
-                             int64_t b, const Padded & in, std::vector<int64_t> & offsets,
-                             std::vector<const float *> & weights) {
-    const int64_t begin = w.block_ptr[b], count = w.block_ptr[b + 1] - begin;
-    const int64_t taps = g.kernel_h * g.kernel_w, plane = in.height * in.width;
-    offsets.resize(static_cast<std::size_t>(count));
-    weights.resize(static_cast<std::size_t>(count));
-    for (int64_t e = 0; e < count; ++e) {
-        const int64_t c = w.col_idx[begin + e];
-        const int64_t ic = c / taps, ky = (c % taps) / g.kernel_w, kx = c % g.kernel_w;
-        offsets[static_cast<std::size_t>(e)] = (n * g.in_channels + ic) * plane + ky * in.width + kx;
-        weights[static_cast<std::size_t>(e)] = values + (begin + e) * w.block_rows;
+// Where each vector of a flattened correlation result goes: rows of `width` computed positions of
+// which the first `cols` are real. The real lanes of one vector are consecutive in the dense
+// output, so a vector is one (compressed) store at `offset`, never a copy through a temporary.
+struct StorePlan {
+    int64_t vectors = 0;          // vectors covering the flattened span
+    std::vector<int64_t> offset;  // dense index of the first real lane
+    std::vector<int32_t> count;   // real lanes
+    std::vector<int32_t> gather;  // per vector: its real lanes' indices first, in order
+    std::vector<uint8_t> inside;  // a full vector stored at `offset` stays inside the plane
+};
+
+StorePlan make_store_plan(int64_t rows, int64_t cols, int64_t width, int64_t lanes, int64_t extra_vectors) {
+    StorePlan plan;
+    const int64_t span = rows * width;
+    plan.vectors = ceil_div(span, lanes);
+    const int64_t total = plan.vectors + extra_vectors;
+    plan.offset.assign(static_cast<std::size_t>(total), 0);
+    plan.count.assign(static_cast<std::size_t>(total), 0);
+    plan.gather.assign(static_cast<std::size_t>(total * lanes), 0);
+    plan.inside.assign(static_cast<std::size_t>(total), 0);
+    for (int64_t k = 0; k < plan.vectors; ++k) {
+        for (int64_t j = 0; j < lanes; ++j) {
+            const int64_t pos = k * lanes + j;
+            if (pos >= span || pos % width >= cols) continue;
+            const int32_t n = plan.count[static_cast<std::size_t>(k)]++;
+            if (n == 0) plan.offset[static_cast<std::size_t>(k)] = pos / width * cols + pos % width;
+            plan.gather[static_cast<std::size_t>(k * lanes + n)] = static_cast<int32_t>(j);
+        }
+        plan.inside[static_cast<std::size_t>(k)] = plan.offset[static_cast<std::size_t>(k)] + lanes <= rows * cols;
     }
-    return count;
+    return plan;
 }
 
 // Calls fn(std::integral_constant<int, nv>) for a run-time nv in [First, MaxNV].
@@ -134,27 +121,6 @@ void dispatch_vectors(int nv, Fn && fn) {
     }
 }
 
-// Drops the junk columns of a flat-correlation result: rows of `width` floats -> rows of `cols`.
-void copy_rows(const float * flat, int64_t width, float * out, int64_t rows, int64_t cols) {
-    for (int64_t y = 0; y < rows; ++y)
-        std::memcpy(out + y * cols, flat + y * width, static_cast<std::size_t>(cols) * sizeof(float));
-}
-
-// Vectors per tile for an extent (flattened span or row width): the fewest computed lanes, ties to
-// more vectors (more independent accumulator chains).
-int choose_vectors(int64_t extent, int64_t lanes, int max_vectors) {
-    int best = 1;
-    int64_t best_cost = round_up(extent, lanes);
-    for (int nv = 2; nv <= max_vectors; ++nv) {
-        const int64_t cost = round_up(extent, nv * lanes);
-        if (cost <= best_cost) {
-            best = nv;
-            best_cost = cost;
-        }
-    }
-    return best;
-}
-
 }  // namespace
 }  // namespace mest::kernels
 #endif
@@ -167,75 +133,58 @@ namespace hn = hwy::HWY_NAMESPACE;
 using D = hn::ScalableTag<float>;
 using V = hn::Vec<D>;
 
-// Input vector for output columns [ox0, ox0 + L) at stride 1 or 2.
-HWY_INLINE V load_strided(D d, const float * p, int64_t stride) {
-    if (stride == 1) return hn::LoadU(d, p);
-    V even, odd;
-    hn::LoadInterleaved2(d, p, even, odd);
-    return even;
-}
-
-HWY_INLINE void store_partial(D d, V v, float * out, int64_t count) {
-    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-    if (count >= lanes) {
-        hn::StoreU(v, d, out);
-        return;
-    }
-    HWY_ALIGN float tmp[hn::MaxLanes(d)];
-    hn::Store(v, d, tmp);
-    std::copy(tmp, tmp + count, out);
-}
-
-// One output row tile of R consecutive output channels and NV vectors. `entry_*` describe the
-// non-zeros: input plane offset and weight values (R per entry, stride `value_stride`).
-template <int R, int NV>
-HWY_INLINE void row_tile(D d, const float * in, int64_t stride, const int64_t * offsets, const float * const * weights,
-                         int64_t entries, float * const * out_rows, int64_t rows_valid, int64_t count) {
-    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-    V acc[R][NV];
-    for (int r = 0; r < R; ++r)
-        for (int v = 0; v < NV; ++v) acc[r][v] = hn::Zero(d);
-    for (int64_t e = 0; e < entries; ++e) {
-        const float * p = in + offsets[e];
-        V x[NV];
-        for (int v = 0; v < NV; ++v) x[v] = load_strided(d, p + v * lanes * stride, stride);
-        for (int r = 0; r < R; ++r) {
-            const V wv = hn::Set(d, weights[e][r]);
-            for (int v = 0; v < NV; ++v) acc[r][v] = hn::MulAdd(wv, x[v], acc[r][v]);
-        }
-    }
-    for (int r = 0; r < R && r < rows_valid; ++r)
-        for (int v = 0; v < NV; ++v) {
-            const int64_t left = count - v * lanes;
-            if (left > 0) store_partial(d, acc[r][v], out_rows[r] + v * lanes, left);
-        }
-}
-
-template <int R, int NV>
-void forward_blocks(const ConvGeometry & g, const BlockSparseView & w, const float * values, const Padded & in,
-                    float * dst) {
+// dst[x] = src[2x] for x < n.
+HWY_INLINE void even_lanes(const float * src, float * dst, int64_t n) {
     const D d;
-    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d)), tile = NV * lanes;
-    const int64_t ho = g.out_height(), wo = g.out_width();
-#pragma omp parallel
-    {
-        std::vector<int64_t> offsets;
-        std::vector<const float *> weights;
-#pragma omp for collapse(2) schedule(dynamic, 1)
-        for (int64_t n = 0; n < g.batch; ++n) {
-            for (int64_t b = 0; b < w.num_blocks(); ++b) {
-                const int64_t count = gather_block_entries(g, w, values, n, b, in, offsets, weights);
-                const int64_t rows_valid = std::min<int64_t>(R, w.rows - b * R);
-                for (int64_t oy = 0; oy < ho; ++oy) {
-                    for (int64_t ox0 = 0; ox0 < wo; ox0 += tile) {
-                        float * out_rows[R];
-                        for (int r = 0; r < R; ++r) {
-                            const int64_t oc = b * R + std::min<int64_t>(r, rows_valid - 1);
-                            out_rows[r] = dst + ((n * g.out_channels + oc) * ho + oy) * wo + ox0;
-                        }
-                        const float * base = in.data + oy * g.stride * in.width + ox0 * g.stride;
-                        row_tile<R, NV>(d, base, g.stride, offsets.data(), weights.data(), count, out_rows, rows_valid,
-                                        std::min(tile, wo - ox0));
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+    int64_t x = 0;
+    for (; x + lanes < n; x += lanes) {  // strict: the last pair's odd lane may lie past the row
+        V even, odd;
+        hn::LoadInterleaved2(d, src + 2 * x, even, odd);
+        hn::StoreU(even, d, dst + x);
+    }
+    for (; x < n; ++x) dst[x] = src[2 * x];
+}
+
+// out[2m] = even[m], out[2m + 1] = odd[m] for the w entries of out.
+HWY_INLINE void interleave_rows(const float * even, const float * odd, float * out, int64_t w) {
+    const D d;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+    int64_t m = 0;
+    for (; 2 * (m + lanes) <= w; m += lanes)
+        hn::StoreInterleaved2(hn::LoadU(d, even + m), hn::LoadU(d, odd + m), d, out + 2 * m);
+    for (; 2 * m < w; ++m) {
+        out[2 * m] = even[m];
+        if (2 * m + 1 < w) out[2 * m + 1] = odd[m];
+    }
+}
+
+// Phase planes of one image's `channels` planes [h, w]; written whole (borders included).
+void phase_image(const float * src, int64_t channels, int64_t h, int64_t w, int64_t pad, const PhaseGeometry & pg,
+                 float * out) {
+    const int64_t s = pg.s, wph = pg.wph;
+    // Zero whole planes, then copy the interior rows with inline loops: rows are only 8-32 floats,
+    // too short for a memset and a memcpy call each.
+    std::memset(out, 0, static_cast<std::size_t>(channels * pg.channel_stride()) * sizeof(float));
+    for (int64_t p = 0; p < channels; ++p) {
+        const float * in = src + p * h * w;
+        for (int64_t a = 0; a < s; ++a) {
+            for (int64_t b = 0; b < s; ++b) {
+                float * dst = out + ((p * s + a) * s + b) * pg.pp;
+                // Columns x whose source column s*x + b - pad lies inside the image.
+                const int64_t x0 = std::min(wph, ceil_div(pad - b, s));
+                const int64_t x1 = std::clamp(ceil_div(w + pad - b, s), x0, wph);
+                for (int64_t y = 0; y < pg.hph; ++y) {
+                    const int64_t iy = s * y + a - pad;
+                    if (iy < 0 || iy >= h) continue;
+                    float * row = dst + y * wph;
+                    const float * srow = in + iy * w;
+                    if (s == 1) {
+                        for (int64_t x = x0; x < x1; ++x) row[x] = srow[x - pad];
+                    } else if (s == 2) {
+                        even_lanes(srow + (2 * x0 + b - pad), row + x0, x1 - x0);
+                    } else {
+                        for (int64_t x = x0; x < x1; ++x) row[x] = srow[s * x + b - pad];
                     }
                 }
             }
@@ -243,127 +192,264 @@ void forward_blocks(const ConvGeometry & g, const BlockSparseView & w, const flo
     }
 }
 
-// Stride 1 on a padded plane is a 1-D correlation over the flattened rows: output position
-// i = oy*Wp + ox reads input i + ky*Wp + kx. Computing the (k-1) junk columns per row keeps every
-// vector full even on 8x8 maps; `tmp` receives R planes of `span` floats.
-template <int R, int NV>
-HWY_INLINE void flat_correlation(D d, const float * in, const int64_t * offsets, const float * const * weights,
-                                 int64_t entries, int64_t span, float * tmp, int64_t tmp_stride) {
-    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d)), tile = NV * lanes;
-    for (int64_t pos = 0; pos < span; pos += tile) {
-        V acc[R][NV];
-        for (int r = 0; r < R; ++r)
-            for (int v = 0; v < NV; ++v) acc[r][v] = hn::Zero(d);
-        for (int64_t e = 0; e < entries; ++e) {
-            const float * p = in + offsets[e] + pos;
-            V x[NV];
-            for (int v = 0; v < NV; ++v) x[v] = hn::LoadU(d, p + v * lanes);
-            for (int r = 0; r < R; ++r) {
-                const V wv = hn::Set(d, weights[e][r]);
-                for (int v = 0; v < NV; ++v) acc[r][v] = hn::MulAdd(wv, x[v], acc[r][v]);
+// Inverse of phase_image for one image: padded element (s*y + a, s*x + b) of phase (a, b) back to
+// (s*y + a - pad, s*x + b - pad) of the dense planes; the border is dropped.
+void unphase_image(const float * phases, int64_t channels, int64_t h, int64_t w, int64_t pad, const PhaseGeometry & pg,
+                   float * out) {
+    const int64_t s = pg.s;
+    for (int64_t p = 0; p < channels; ++p) {
+        for (int64_t iy = 0; iy < h; ++iy) {
+            const int64_t a = (iy + pad) % s, y = (iy + pad) / s;
+            float * row = out + (p * h + iy) * w;
+            if (s == 2) {
+                // Even columns come from phase pad % 2, odd ones from the other.
+                const float * phase = phases + (p * s + a) * s * pg.pp + y * pg.wph;
+                interleave_rows(phase + (pad % 2) * pg.pp + pad / 2, phase + ((pad + 1) % 2) * pg.pp + (pad + 1) / 2,
+                                row, w);
+                continue;
+            }
+            for (int64_t b = 0; b < s; ++b) {
+                const float * src = phases + ((p * s + a) * s + b) * pg.pp + y * pg.wph;
+                // Columns ix with (ix + pad) % s == b, read from phase column (ix + pad) / s.
+                const int64_t ix0 = ((b - pad) % s + s) % s;
+                const float * col = src + (ix0 + pad) / s;
+                for (int64_t ix = ix0, k = 0; ix < w; ix += s, ++k) row[ix] = col[k];
             }
         }
-        for (int r = 0; r < R; ++r)
-            for (int v = 0; v < NV; ++v) hn::StoreU(acc[r][v], d, tmp + r * tmp_stride + pos + v * lanes);
     }
 }
 
-template <int R, int NV>
-void forward_flat(const ConvGeometry & g, const BlockSparseView & w, const float * values, const Padded & in,
-                  float * dst) {
-    const D d;
-    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-    const int64_t ho = g.out_height(), wo = g.out_width();
-    const int64_t span = ho * in.width, stride = round_up(span, NV * lanes);
-#pragma omp parallel
-    {
-        std::vector<int64_t> offsets;
-        std::vector<const float *> weights;
-        std::vector<float> tmp(static_cast<std::size_t>(R * stride));
-#pragma omp for collapse(2) schedule(dynamic, 1)
-        for (int64_t n = 0; n < g.batch; ++n) {
-            for (int64_t b = 0; b < w.num_blocks(); ++b) {
-                const int64_t count = gather_block_entries(g, w, values, n, b, in, offsets, weights);
-                flat_correlation<R, NV>(d, in.data, offsets.data(), weights.data(), count, span, tmp.data(), stride);
-                const int64_t rows_valid = std::min<int64_t>(R, w.rows - b * R);
-                for (int64_t r = 0; r < rows_valid; ++r)
-                    copy_rows(tmp.data() + r * stride, in.width, dst + (n * g.out_channels + b * R + r) * ho * wo, ho,
-                              wo);
+// Register budget: AVX-512 has 32 vector registers, the others 16. A forward tile keeps R*T
+// accumulators, R broadcast weights and an input live; more than fit spills on every FMA.
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+constexpr int kRegisters = 32;
+#else
+constexpr int kRegisters = 16;
+#endif
+constexpr int kAccumulators = kRegisters * 3 / 4;  // weight-gradient tiles: U*R of them
+
+// Tile = R rows x NI images x NV vectors (T = NI*NV). One input load feeds R FMAs and one weight
+// broadcast feeds T, so tiles span several images when a plane is only a few vectors (8x8, 16x16).
+constexpr int max_tile(int rows) {
+    return std::min(12, (kRegisters - rows - 2) / rows);
+}
+constexpr int max_vectors(int rows) {
+    return std::min(8, max_tile(rows));
+}
+constexpr int images_for(int rows, int nv) {
+    return std::max(1, std::min(8, max_tile(rows) / nv));
+}
+
+// Picks NV for a plane of `vectors` vectors and `batch` images: the fewest computed vectors, times a
+// penalty for tiles too small to hide the FMA latency and amortise the broadcasts; ties go to
+// fewer wasted vectors, then to fewer images, whose staged inputs are more likely to stay in L1.
+template <int R>
+int choose_tile(int64_t vectors, int64_t batch) {
+    const int good = std::min(max_tile(R), R == 1 ? 12 : R == 2 ? 6 : 4);
+    int best = 1;
+    double best_eff = -1.0, best_fill = 0.0;
+    for (int nv = 1; nv <= max_vectors(R); ++nv) {
+        const int ni = images_for(R, nv);
+        const double fill = static_cast<double>(vectors) / static_cast<double>(round_up(vectors, nv));
+        const double eff = fill * static_cast<double>(batch) / static_cast<double>(round_up(batch, ni)) *
+                           std::min(1.0, static_cast<double>(nv * std::min<int64_t>(ni, batch)) / good);
+        if (eff > best_eff + 1e-9 || (eff > best_eff - 1e-9 && fill >= best_fill)) {
+            best_eff = std::max(eff, best_eff);
+            best_fill = fill;
+            best = nv;
+        }
+    }
+    return best;
+}
+
+// A batch of flat stride-1 correlations: output plane (n, row) = sum over the entries of its
+// group of weight * input plane of image n shifted by the entry's offset. Groups are row blocks
+// (forward) or input channels (backward-data); entry e of a group has R weights at weights + e*R.
+// Each task builds the padded (or phase-split) input of its images in a per-thread buffer that
+// stays in cache for all groups: the padded copy never travels to memory.
+struct Correlation {
+    int64_t image_floats;  // padded input of one image
+    const int64_t * offsets;
+    const float * weights;
+    const int32_t * group_ptr;
+    int64_t groups, rows, batch;
+    float * out;
+    int64_t out_image, out_plane;
+    const StorePlan * plan;
+};
+
+template <int R, int NI, int NV>
+HWY_INLINE void correlate_tile(D d, const float * const * base, const int64_t * offsets, const float * weights,
+                               int64_t entries, V (&acc)[R][NI][NV]) {
+    const size_t lanes = hn::Lanes(d);
+    for (int r = 0; r < R; ++r)
+        for (int i = 0; i < NI; ++i)
+            for (int v = 0; v < NV; ++v) acc[r][i][v] = hn::Zero(d);
+    for (int64_t e = 0; e < entries; ++e) {
+        const int64_t o = offsets[e];
+        V wv[R];
+        for (int r = 0; r < R; ++r) wv[r] = hn::Set(d, weights[e * R + r]);
+        for (int i = 0; i < NI; ++i) {
+            const float * p = base[i] + o;
+            for (int v = 0; v < NV; ++v) {
+                const V x = hn::LoadU(d, p + v * lanes);
+                for (int r = 0; r < R; ++r) acc[r][i][v] = hn::MulAdd(wv[r], x, acc[r][i][v]);
             }
         }
     }
+}
+
+HWY_INLINE void store_planned(D d, V v, const StorePlan & plan, int64_t k, float * plane) {
+    const int32_t count = plan.count[static_cast<std::size_t>(k)];
+    float * out = plane + plan.offset[static_cast<std::size_t>(k)];
+    if (count == static_cast<int32_t>(hn::Lanes(d))) {
+        hn::StoreU(v, d, out);
+    } else if (count > 0) {
+        // Gather the real lanes to the front with one permute (Compress would rebuild its lookup
+        // table on the stack per call on AVX2). A full store is cheaper than a masked one; its
+        // junk tail lands on lanes that the plane's next vectors (stored later by the same task)
+        // overwrite. Only near the plane's end, where the tail would reach another plane, must
+        // the store stop at `count`.
+        const auto idx = hn::SetTableIndices(d, plan.gather.data() + k * static_cast<int64_t>(hn::Lanes(d)));
+        const V packed = hn::TableLookupLanes(v, idx);
+        if (plan.inside[static_cast<std::size_t>(k)]) {
+            hn::StoreU(packed, d, out);
+        } else {
+            hn::BlendedStore(packed, hn::FirstN(d, static_cast<size_t>(count)), d, out);
+        }
+    }
+}
+
+// Per-thread slices of a workspace slot, each with a zeroed tail for the reads past the last plane
+// (zero, not garbage: a denormal there would slow every FMA that touches it).
+struct ThreadBuffers {
+    float * base;
+    int64_t stride;
+    float * get(int thread, int64_t used) const {
+        float * p = base + thread * stride;
+        std::memset(p + used, 0, static_cast<std::size_t>(stride - used) * sizeof(float));
+        return p;
+    }
+};
+
+ThreadBuffers thread_buffers(WorkspaceSlot slot, int threads, int64_t floats) {
+    const int64_t stride = round_up(floats + kSlackFloats, 16);
+    float * base =
+        static_cast<float *>(workspace_get(slot, static_cast<std::size_t>(stride * threads) * sizeof(float)));
+    return {base, stride};
+}
+
+// Without `staged_out`, results go straight to c.out. With it, each image's results go to a
+// per-thread buffer of `staged_out` floats (planes of c.out_plane) and finish(n, buffer) places them.
+template <int R, int NV, typename Prepare, typename Finish>
+void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepare, int64_t staged_out,
+               const Finish & finish) {
+    constexpr int NI = images_for(R, NV);
+    const D d;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+    const int64_t vectors = c.plan->vectors, image_groups = ceil_div(c.batch, NI);
+    const int threads = std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(image_groups)));
+    const int64_t staged_floats = round_up(NI * staged_out, 16), in_floats = NI * c.image_floats;
+    const ThreadBuffers buffers = thread_buffers(slot, threads, staged_floats + in_floats);
+#pragma omp parallel num_threads(threads)
+    {
+        float * staged = buffers.get(omp_get_thread_num(), staged_floats + in_floats);
+        float * local = staged + staged_floats;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t ig = 0; ig < image_groups; ++ig) {
+            const int64_t n0 = ig * NI, images = std::min<int64_t>(NI, c.batch - n0);
+            for (int64_t i = 0; i < images; ++i) prepare(n0 + i, local + i * c.image_floats);
+            for (int64_t grp = 0; grp < c.groups; ++grp) {
+                const int64_t begin = c.group_ptr[grp], entries = c.group_ptr[grp + 1] - begin;
+                const int64_t rows_valid = std::min<int64_t>(R, c.rows - grp * R);
+                const int64_t * offsets = c.offsets + begin;
+                const float * weights = c.weights + begin * R;
+                for (int64_t k0 = 0; k0 < vectors; k0 += NV) {
+                    // Images past the batch repeat the last one: computed, never stored.
+                    const float * base[NI];
+                    for (int i = 0; i < NI; ++i)
+                        base[i] = local + std::min<int64_t>(i, images - 1) * c.image_floats + k0 * lanes;
+                    V acc[R][NI][NV];
+                    correlate_tile<R, NI, NV>(d, base, offsets, weights, entries, acc);
+                    for (int64_t r = 0; r < rows_valid; ++r) {
+                        for (int64_t i = 0; i < images; ++i) {
+                            float * image = staged_out > 0 ? staged + i * staged_out : c.out + (n0 + i) * c.out_image;
+                            float * plane = image + (grp * R + r) * c.out_plane;
+                            for (int v = 0; v < NV; ++v) store_planned(d, acc[r][i][v], *c.plan, k0 + v, plane);
+                        }
+                    }
+                }
+            }
+            if (staged_out > 0)
+                for (int64_t i = 0; i < images; ++i) finish(n0 + i, staged + i * staged_out);
+        }
+    }
+}
+
+template <int R, typename Prepare, typename Finish>
+void run_correlation(const Correlation & c, WorkspaceSlot slot, const Prepare & prepare, int64_t staged_out,
+                     const Finish & finish) {
+    dispatch_vectors<1, max_vectors(R)>(choose_tile<R>(c.plan->vectors, c.batch), [&](auto nv) {
+        correlate<R, decltype(nv)::value>(c, slot, prepare, staged_out, finish);
+    });
+}
+
+template <int R, typename Prepare>
+void run_correlation(const Correlation & c, WorkspaceSlot slot, const Prepare & prepare) {
+    run_correlation<R>(c, slot, prepare, 0, [](int64_t, const float *) {});
+}
+
+std::vector<int64_t> unit_offsets(const ConvGeometry & g, const BlockSparseView & w, const PhaseGeometry & pg) {
+    const int64_t taps = g.kernel_h * g.kernel_w, units = w.block_ptr[w.num_blocks()];
+    std::vector<int64_t> offsets(static_cast<std::size_t>(units));
+    for (int64_t u = 0; u < units; ++u) {
+        const int64_t col = w.col_idx[u], ic = col / taps, t = col % taps;
+        offsets[static_cast<std::size_t>(u)] = ic * pg.channel_stride() + pg.tap_offset(t / g.kernel_w, t % g.kernel_w);
+    }
+    return offsets;
 }
 
 void SparseForward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
                    float * dst) {
-    const Padded in =
-        pad_planes(src, g.batch * g.in_channels, g.in_height, g.in_width, g.pad, WorkspaceSlot::kStagingA);
-    const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
-    const int64_t span = g.out_height() * in.width, wo = g.out_width();
-    // Stride 1: flat correlation over the padded rows; otherwise row tiles with strided loads.
-    const auto run = [&](auto rows, auto max_vectors) {
-        constexpr int R = decltype(rows)::value, MaxNV = decltype(max_vectors)::value;
-        if (g.stride == 1) {
-            dispatch_vectors<1, MaxNV>(choose_vectors(span, lanes, MaxNV),
-                                       [&](auto nv) { forward_flat<R, decltype(nv)::value>(g, w, values, in, dst); });
-        } else {
-            dispatch_vectors<1, MaxNV>(choose_vectors(wo, lanes, MaxNV),
-                                       [&](auto nv) { forward_blocks<R, decltype(nv)::value>(g, w, values, in, dst); });
-        }
+    const int64_t R = w.block_rows;
+    if (R != 1 && R != 2 && R != 4) {
+        sparse_conv2d_forward_reference(g, w, values, src, dst);
+        return;
+    }
+    const PhaseGeometry pg = phase_geometry(g.in_height, g.in_width, g.pad, g.stride);
+    const std::vector<int64_t> offsets = unit_offsets(g, w, pg);
+    const int64_t ho = g.out_height(), wo = g.out_width();
+    const StorePlan plan = make_store_plan(ho, wo, pg.wph, static_cast<int64_t>(hn::Lanes(D())), max_vectors(1));
+    const Correlation c{g.in_channels * pg.channel_stride(),
+                        offsets.data(),
+                        values,
+                        w.block_ptr,
+                        w.num_blocks(),
+                        w.rows,
+                        g.batch,
+                        dst,
+                        g.out_channels * ho * wo,
+                        ho * wo,
+                        &plan};
+    const int64_t image_src = g.in_channels * g.in_height * g.in_width;
+    const auto prepare = [&](int64_t n, float * out) {
+        phase_image(src + n * image_src, g.in_channels, g.in_height, g.in_width, g.pad, pg, out);
     };
-    switch (w.block_rows) {
-        case 1:
-            run(std::integral_constant<int, 1>{}, std::integral_constant<int, 4>{});
-            break;
-        case 2:
-            run(std::integral_constant<int, 2>{}, std::integral_constant<int, 3>{});
-            break;
-        case 4:
-            run(std::integral_constant<int, 4>{}, std::integral_constant<int, 2>{});
-            break;
-        default:
-            sparse_conv2d_forward_reference(g, w, values, src, dst);
-            break;
+    if (R == 1) {
+        run_correlation<1>(c, WorkspaceSlot::kStagingA, prepare);
+    } else if (R == 2) {
+        run_correlation<2>(c, WorkspaceSlot::kStagingA, prepare);
+    } else {
+        run_correlation<4>(c, WorkspaceSlot::kStagingA, prepare);
     }
 }
 
-// dX is the correlation of the output gradient, dilated by the stride and padded by k-1-p, with the
-// flipped transposed weight: the same flat stride-1 loop as forward, over the transposed view.
-template <int NV>
-void backward_data_flat(const ConvGeometry & g, const BlockSparseView & w, const float * values, const Padded & dy,
-                        float * diff_src) {
-    const D d;
-    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-    const int64_t taps = g.kernel_h * g.kernel_w;
-    const int64_t plane = dy.height * dy.width, k1 = g.kernel_h - 1;
-    const int64_t span = g.in_height * dy.width, stride = round_up(span, NV * lanes);
-#pragma omp parallel
-    {
-        std::vector<int64_t> offsets;
-        std::vector<const float *> weights;
-        std::vector<float> tmp(static_cast<std::size_t>(stride));
-#pragma omp for collapse(2) schedule(dynamic, 1)
-        for (int64_t n = 0; n < g.batch; ++n) {
-            for (int64_t ic = 0; ic < g.in_channels; ++ic) {
-                offsets.clear();
-                weights.clear();
-                for (int64_t c = ic * taps; c < (ic + 1) * taps; ++c) {
-                    const int64_t ky = (c % taps) / g.kernel_w, kx = c % g.kernel_w;
-                    for (int64_t e = w.col_ptr[c]; e < w.col_ptr[c + 1]; ++e) {
-                        offsets.push_back((n * g.out_channels + w.col_row[e]) * plane + (k1 - ky) * dy.width +
-                                          (k1 - kx));
-                        weights.push_back(values + w.col_value[e]);
-                    }
-                }
-                flat_correlation<1, NV>(d, dy.data, offsets.data(), weights.data(),
-                                        static_cast<int64_t>(offsets.size()), span, tmp.data(), stride);
-                copy_rows(tmp.data(), dy.width, diff_src + (n * g.in_channels + ic) * g.in_height * g.in_width,
-                          g.in_height, g.in_width);
-            }
-        }
-    }
-}
-
+// dX is the transposed convolution: dX = sum over taps of the flipped weight times dy shifted.
+// Stride 1: the correlation of dy padded by k-1-p with the flipped transposed weight, the forward
+// loop with one row per input channel over the transposed view. Stride s > 1: each phase (a, b)
+// of the padded dX only meets taps with ky % s == a, kx % s == b, a stride-1 correlation of dy
+// padded by (k-1)/s over those taps; computing the phases separately (then interleaving them)
+// skips the (s*s-1)/(s*s) zeros a dilated gradient would feed the FMAs.
 void SparseBackwardData(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * diff_dst,
                         float * diff_src) {
     const int64_t q = g.kernel_h - 1 - g.pad;
@@ -371,74 +457,177 @@ void SparseBackwardData(const ConvGeometry & g, const BlockSparseView & w, const
         sparse_conv2d_backward_data_reference(g, w, values, diff_dst, diff_src);
         return;
     }
-    const int64_t hu = g.in_height + g.kernel_h - 1, wu = g.in_width + g.kernel_w - 1;
-    const Padded dy = dilate_planes(diff_dst, g.batch * g.out_channels, g.out_height(), g.out_width(), g.stride, q, hu,
-                                    wu, WorkspaceSlot::kStagingC);
-    dispatch_vectors<1, 4>(choose_vectors(g.in_height * wu, static_cast<int64_t>(hn::Lanes(D())), 4),
-                           [&](auto nv) { backward_data_flat<decltype(nv)::value>(g, w, values, dy, diff_src); });
+    const int64_t s = g.stride, taps = g.kernel_h * g.kernel_w;
+    const int64_t ho = g.out_height(), wo = g.out_width(), image_dy = g.out_channels * ho * wo;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
+    const int64_t entries = w.col_ptr[w.cols];
+    std::vector<int64_t> offsets(static_cast<std::size_t>(entries));
+    std::vector<float> weights(static_cast<std::size_t>(entries));
+    if (s == 1) {
+        const int64_t hu = g.in_height + g.kernel_h - 1, wu = g.in_width + g.kernel_w - 1, k1 = g.kernel_h - 1;
+        const int64_t plane = hu * wu;
+        std::vector<int32_t> group_ptr(static_cast<std::size_t>(g.in_channels + 1));
+        for (int64_t c = 0; c < w.cols; ++c) {
+            const int64_t ky = (c % taps) / g.kernel_w, kx = c % g.kernel_w;
+            for (int64_t e = w.col_ptr[c]; e < w.col_ptr[c + 1]; ++e) {
+                offsets[static_cast<std::size_t>(e)] = w.col_row[e] * plane + (k1 - ky) * wu + (k1 - kx);
+                weights[static_cast<std::size_t>(e)] = values[w.col_value[e]];
+            }
+        }
+        for (int64_t ic = 0; ic <= g.in_channels; ++ic) group_ptr[static_cast<std::size_t>(ic)] = w.col_ptr[ic * taps];
+        const StorePlan plan = make_store_plan(g.in_height, g.in_width, wu, lanes, max_vectors(1));
+        const Correlation c{g.out_channels * plane,
+                            offsets.data(),
+                            weights.data(),
+                            group_ptr.data(),
+                            g.in_channels,
+                            g.in_channels,
+                            g.batch,
+                            diff_src,
+                            g.in_channels * g.in_height * g.in_width,
+                            g.in_height * g.in_width,
+                            &plan};
+        run_correlation<1>(c, WorkspaceSlot::kStagingC, [&](int64_t n, float * out) {
+            pad_image(diff_dst + n * image_dy, g.out_channels, ho, wo, q, hu, wu, out);
+        });
+        return;
+    }
+    const PhaseGeometry pg = phase_geometry(g.in_height, g.in_width, g.pad, s);
+    const int64_t j_max = (g.kernel_h - 1) / s, hd = pg.hph + j_max, wd = pg.wph + j_max, plane = hd * wd;
+    const int64_t groups = g.in_channels * s * s;
+    // Entries grouped by (input channel, phase), in column order within a group.
+    std::vector<int32_t> group_ptr(static_cast<std::size_t>(groups + 1), 0);
+    const auto group_of = [&](int64_t c) {
+        const int64_t t = c % taps;
+        return ((c / taps) * s + (t / g.kernel_w) % s) * s + (t % g.kernel_w) % s;
+    };
+    for (int64_t c = 0; c < w.cols; ++c)
+        group_ptr[static_cast<std::size_t>(group_of(c) + 1)] += w.col_ptr[c + 1] - w.col_ptr[c];
+    for (int64_t grp = 0; grp < groups; ++grp)
+        group_ptr[static_cast<std::size_t>(grp + 1)] += group_ptr[static_cast<std::size_t>(grp)];
+    std::vector<int32_t> fill(group_ptr.begin(), group_ptr.end() - 1);
+    for (int64_t c = 0; c < w.cols; ++c) {
+        const int64_t t = c % taps, ky = t / g.kernel_w, kx = t % g.kernel_w;
+        const int64_t shift = (j_max - ky / s) * wd + (j_max - kx / s);
+        for (int64_t e = w.col_ptr[c]; e < w.col_ptr[c + 1]; ++e) {
+            const auto k = static_cast<std::size_t>(fill[static_cast<std::size_t>(group_of(c))]++);
+            offsets[k] = w.col_row[e] * plane + shift;
+            weights[k] = values[w.col_value[e]];
+        }
+    }
+    const StorePlan plan = make_store_plan(pg.hph, pg.wph, wd, lanes, max_vectors(1));
+    const Correlation c{g.out_channels * plane,
+                        offsets.data(),
+                        weights.data(),
+                        group_ptr.data(),
+                        groups,
+                        groups,
+                        g.batch,
+                        diff_src,
+                        0,
+                        pg.pp,
+                        &plan};
+    const int64_t image_dx = g.in_channels * g.in_height * g.in_width;
+    run_correlation<1>(
+        c, WorkspaceSlot::kStagingC,
+        [&](int64_t n, float * out) { pad_image(diff_dst + n * image_dy, g.out_channels, ho, wo, j_max, hd, wd, out); },
+        g.in_channels * pg.channel_stride(),
+        [&](int64_t n, const float * phases) {
+            unphase_image(phases, g.in_channels, g.in_height, g.in_width, g.pad, pg, diff_src + n * image_dx);
+        });
 }
 
-// With the gradient spread onto the padded input's rows (zeros elsewhere), each non-zero's gradient
-// is one flat dot product over the plane, all vectors full, for any stride.
-template <int R>
-void weight_grads_flat(const ConvGeometry & g, const BlockSparseView & w, const Padded & in, const float * dy_wide,
-                       int64_t dy_stride, int64_t n_begin, int64_t n_end, float * grads) {
+// With the gradient spread onto the phase planes' rows (zeros elsewhere), each non-zero's gradient
+// is one flat dot product over the plane, all vectors full, for any stride. Each thread owns a
+// fixed range of images, staged a chunk at a time into its buffer; per chunk, a tile of U units of
+// one block loads the R gradient rows once for U units, and is reduced once per chunk into the
+// thread's gradient copy. The copies are summed in thread order: deterministic per thread count.
+template <int R, int U>
+void weight_grads_chunk(const BlockSparseView & w, const float * in, int64_t in_image, const int64_t * offsets,
+                        const float * dy_wide, int64_t dy_image, int64_t dy_stride, int64_t images, float * grads) {
     const D d;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-    const int64_t taps = g.kernel_h * g.kernel_w, plane = in.height * in.width;
-    for (int64_t n = n_begin; n < n_end; ++n) {
-        for (int64_t b = 0; b < w.num_blocks(); ++b) {
-            const int64_t rows_valid = std::min<int64_t>(R, w.rows - b * R);
-            const float * dy[R];
-            for (int r = 0; r < R; ++r)
-                dy[r] = dy_wide + (n * g.out_channels + b * R + std::min<int64_t>(r, rows_valid - 1)) * dy_stride;
-            for (int64_t u = w.block_ptr[b]; u < w.block_ptr[b + 1]; ++u) {
-                const int64_t c = w.col_idx[u], ic = c / taps, ky = (c % taps) / g.kernel_w, kx = c % g.kernel_w;
-                const float * x = in.data + (n * g.in_channels + ic) * plane + ky * in.width + kx;
-                V acc[R];
-                for (int r = 0; r < R; ++r) acc[r] = hn::Zero(d);
-                for (int64_t i = 0; i < dy_stride; i += lanes) {
-                    const V xv = hn::LoadU(d, x + i);
-                    for (int r = 0; r < R; ++r) acc[r] = hn::MulAdd(hn::Load(d, dy[r] + i), xv, acc[r]);
-                }
+    for (int64_t b = 0; b < w.num_blocks(); ++b) {
+        const int64_t rows_valid = std::min<int64_t>(R, w.rows - b * R);
+        const int64_t u_end = w.block_ptr[b + 1];
+        for (int64_t u0 = w.block_ptr[b]; u0 < u_end; u0 += U) {
+            const int64_t nu = std::min<int64_t>(U, u_end - u0);
+            V acc[U][R];
+            for (int j = 0; j < U; ++j)
+                for (int r = 0; r < R; ++r) acc[j][r] = hn::Zero(d);
+            for (int64_t n = 0; n < images; ++n) {
+                const float * dy[R];
                 for (int r = 0; r < R; ++r)
-                    grads[u * R + r] += r < rows_valid ? hn::GetLane(hn::SumOfLanes(d, acc[r])) : 0.0f;
+                    dy[r] = dy_wide + n * dy_image + (b * R + std::min<int64_t>(r, rows_valid - 1)) * dy_stride;
+                const float * x[U];
+                for (int j = 0; j < U; ++j) x[j] = in + n * in_image + offsets[u0 + std::min<int64_t>(j, nu - 1)];
+                for (int64_t i = 0; i < dy_stride; i += lanes) {
+                    V dv[R];
+                    for (int r = 0; r < R; ++r) dv[r] = hn::Load(d, dy[r] + i);
+                    for (int j = 0; j < U; ++j) {
+                        const V xv = hn::LoadU(d, x[j] + i);
+                        for (int r = 0; r < R; ++r) acc[j][r] = hn::MulAdd(dv[r], xv, acc[j][r]);
+                    }
+                }
             }
+            for (int64_t j = 0; j < nu; ++j)
+                for (int r = 0; r < rows_valid; ++r)
+                    grads[(u0 + j) * R + r] += hn::GetLane(hn::SumOfLanes(d, acc[j][r]));
         }
     }
 }
 
 void SparseBackwardWeights(const ConvGeometry & g, const BlockSparseView & w, const float * src, const float * diff_dst,
                            float * diff_values) {
-    if (w.block_rows != 1 && w.block_rows != 2 && w.block_rows != 4) {
+    const int64_t R = w.block_rows;
+    if (R != 1 && R != 2 && R != 4) {
         sparse_conv2d_backward_weights_reference(g, w, src, diff_dst, diff_values);
         return;
     }
-    const Padded in =
-        pad_planes(src, g.batch * g.in_channels, g.in_height, g.in_width, g.pad, WorkspaceSlot::kStagingA);
-    const int64_t nnz = static_cast<int64_t>(w.block_ptr[w.num_blocks()]) * w.block_rows;
+    const PhaseGeometry pg = phase_geometry(g.in_height, g.in_width, g.pad, g.stride);
+    const std::vector<int64_t> offsets = unit_offsets(g, w, pg);
+    const int64_t nnz = static_cast<int64_t>(w.block_ptr[w.num_blocks()]) * R;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
-    const int64_t dy_stride = round_up(((g.out_height() - 1) * g.stride + 1) * in.width, lanes);
-    const float * dy_wide = widen_rows(diff_dst, g.batch * g.out_channels, g.out_height(), g.out_width(), g.stride,
-                                       in.width, dy_stride, WorkspaceSlot::kStagingC);
+    const int64_t ho = g.out_height(), wo = g.out_width();
+    const int64_t dy_stride = round_up(ho * pg.wph, lanes);
+    const int64_t in_image = g.in_channels * pg.channel_stride(), dy_image = g.out_channels * dy_stride;
+    // Chunks sized to stay in L2 while every block reads them.
+    const int64_t chunk =
+        std::clamp<int64_t>((int64_t{1} << 17) / std::max<int64_t>(round_up(in_image, 16) + dy_image, 1), 1, g.batch);
+    // A dot product reads up to dy_stride floats past its tap: past the last staged image too.
+    const int64_t in_floats = round_up(chunk * in_image + dy_stride + kSlackFloats, 16);
     const int threads = std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(g.batch)));
-    // One private gradient per thread (nnz floats each), summed in thread order: deterministic.
+    const ThreadBuffers buffers = thread_buffers(WorkspaceSlot::kStagingA, threads, in_floats + chunk * dy_image);
     Buffer<float> partial(static_cast<std::size_t>(nnz * threads), MemCategory::kWorkspace, true);
+    const int64_t image_src = g.in_channels * g.in_height * g.in_width, image_dst = g.out_channels * ho * wo;
 #pragma omp parallel num_threads(threads)
     {
-        const int t = omp_get_thread_num();
-        const int64_t n_begin = g.batch * t / threads, n_end = g.batch * (t + 1) / threads;
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int64_t n_begin = g.batch * t / nt, n_end = g.batch * (t + 1) / nt;
+        float * local = buffers.get(t, in_floats + chunk * dy_image);
         float * mine = partial.data() + nnz * t;
-        switch (w.block_rows) {
-            case 1:
-                weight_grads_flat<1>(g, w, in, dy_wide, dy_stride, n_begin, n_end, mine);
-                break;
-            case 2:
-                weight_grads_flat<2>(g, w, in, dy_wide, dy_stride, n_begin, n_end, mine);
-                break;
-            default:
-                weight_grads_flat<4>(g, w, in, dy_wide, dy_stride, n_begin, n_end, mine);
-                break;
+        for (int64_t n0 = n_begin; n0 < n_end; n0 += chunk) {
+            const int64_t images = std::min(chunk, n_end - n0);
+            for (int64_t i = 0; i < images; ++i) {
+                phase_image(src + (n0 + i) * image_src, g.in_channels, g.in_height, g.in_width, g.pad, pg,
+                            local + i * in_image);
+                widen_image(diff_dst + (n0 + i) * image_dst, g.out_channels, ho, wo, pg.wph, dy_stride,
+                            local + in_floats + i * dy_image);
+            }
+            // What the last image's reads run into (junk lanes, met by zero gradients) must be
+            // finite: zero it rather than leave an earlier chunk's data or uninitialised memory.
+            std::memset(local + images * in_image, 0,
+                        static_cast<std::size_t>(in_floats - images * in_image) * sizeof(float));
+            if (R == 1) {
+                weight_grads_chunk<1, 8>(w, local, in_image, offsets.data(), local + in_floats, dy_image, dy_stride,
+                                         images, mine);
+            } else if (R == 2) {
+                weight_grads_chunk<2, kAccumulators / 4>(w, local, in_image, offsets.data(), local + in_floats,
+                                                         dy_image, dy_stride, images, mine);
+            } else {
+                weight_grads_chunk<4, kAccumulators / 6>(w, local, in_image, offsets.data(), local + in_floats,
+                                                         dy_image, dy_stride, images, mine);
+            }
         }
     }
     for (int64_t i = 0; i < nnz; ++i) {

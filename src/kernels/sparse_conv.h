@@ -2,11 +2,16 @@
 // target). Same contracts as the `_reference` kernels in sparse_conv_reference.h. Cost is
 // proportional to the non-zeros: each stored unit streams one shifted input row per output row.
 //
-// Design: inputs are copied once per call into a zero-padded layout (workspace) so the inner loops
-// have no border tests; forward is output-stationary with block_rows x V vectors of accumulators in
-// registers (one input load feeds block_rows FMAs); backward-data runs the same loop on the padded
-// output gradient through the transposed (per input column) view; backward-weights computes dot
-// products at the non-zeros only, per thread over its images, reduced in a fixed order.
+// Design: every stride becomes stride 1. A task pads its own images (into a per-thread workspace
+// slice, so the copy stays in cache) and, for stride s, splits the padded plane into s*s phase
+// planes, so a strided tap reads one phase plane at a fixed shift. On the padded plane a conv is a
+// 1-D correlation over the flattened rows: vectors are full even on 8x8 maps and each output vector
+// is stored straight into the output. Forward is output-stationary: tiles of rows x images x vectors
+// of accumulators sized to the register file, block_rows output channels per input load, the entry
+// list built once per call. Backward-data runs the same loop on the output gradient through the
+// transposed view (one phase at a time for strided layers). Backward-weights computes dot products
+// at the non-zeros only, several weight columns per loaded gradient row, per thread over its
+// images, summed in a fixed order (deterministic for a given thread count).
 #pragma once
 #include "kernels/conv_geometry.h"
 #include "kernels/sparse_conv_reference.h"
