@@ -43,7 +43,7 @@ CLI::App * add_bench_command(CLI::App & app, BenchArgs & args) {
     cmd->add_option("--torch-anchor", args.torch_anchor,
                     "Path of ../shared/anchors/torch_step.py; --table runs it (with /usr/bin/python3) between rows");
     cmd->add_flag("--layers", args.layers,
-                  "Per-layer table instead: each ResNet-32 3x3 conv shape, dense vs unstructured/block at 80-98%");
+                  "Per-layer table instead: each ResNet-32 3x3 conv shape, dense vs every scheme at 80-98%");
     return cmd;
 }
 

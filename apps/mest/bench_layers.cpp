@@ -3,6 +3,7 @@
 // sparsities. Medians over repetitions; ratios are dense time / sparse time in the same process.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "kernels/conv_dnnl.h"
 #include "kernels/sparse_conv.h"
 #include "nn/sparse_conv2d.h"
+#include "sparse/initial_mask.h"
 
 namespace mest::app {
 
@@ -48,7 +50,7 @@ int run_layer_bench(const BenchArgs & args) {
     const int reps = std::max(3, args.steps);
     Rng rng(1);
     nlohmann::json rows = nlohmann::json::array();
-    std::printf("%-18s %-14s %9s %9s %9s   %s\n", "layer", "variant", "fwd ms", "bwd-d ms", "bwd-w ms",
+    std::printf("%-18s %-16s %9s %9s %9s   %s\n", "layer", "variant", "fwd ms", "bwd-d ms", "bwd-w ms",
                 "speedup vs dense (fwd/bwd-d/bwd-w)");
     for (const Layer & L : layers) {
         const kernels::ConvGeometry g{args.batch, L.cin, L.size, L.size, L.cout, 3, 3, L.stride, 1};
@@ -61,16 +63,32 @@ int run_layer_bench(const BenchArgs & args) {
         const Timings d{median_ms(reps, [&] { dense.forward(src.data(), w.data(), nullptr, dst.data()); }),
                         median_ms(reps, [&] { dense.backward_data(dy.data(), w.data(), dx.data()); }),
                         median_ms(reps, [&] { dense.backward_weights(src.data(), dy.data(), dw.data(), nullptr); })};
-        std::printf("%-18s %-14s %9.3f %9.3f %9.3f\n", L.name, "dense", d.fwd, d.bwd_data, d.bwd_weights);
+        std::printf("%-18s %-16s %9.3f %9.3f %9.3f\n", L.name, "dense", d.fwd, d.bwd_data, d.bwd_weights);
         rows.push_back({{"layer", L.name},
                         {"variant", "dense"},
                         {"fwd_ms", d.fwd},
                         {"bwd_data_ms", d.bwd_data},
                         {"bwd_weights_ms", d.bwd_weights}});
-        for (const char * scheme : {"unstructured", "block"}) {
+        const auto report = [&](const std::string & variant, const Timings & t) {
+            std::printf("%-18s %-16s %9.3f %9.3f %9.3f   %.2fx / %.2fx / %.2fx\n", L.name, variant.c_str(), t.fwd,
+                        t.bwd_data, t.bwd_weights, d.fwd / t.fwd, d.bwd_data / t.bwd_data,
+                        d.bwd_weights / t.bwd_weights);
+            rows.push_back({{"layer", L.name},
+                            {"variant", variant},
+                            {"fwd_ms", t.fwd},
+                            {"bwd_data_ms", t.bwd_data},
+                            {"bwd_weights_ms", t.bwd_weights},
+                            {"speedup_fwd", d.fwd / t.fwd},
+                            {"speedup_bwd_data", d.bwd_data / t.bwd_data},
+                            {"speedup_bwd_weights", d.bwd_weights / t.bwd_weights}});
+        };
+        for (const char * scheme : {"unstructured", "block", "pattern"}) {
             for (double s : sparsities) {
-                const int64_t block_rows = std::string(scheme) == "block" ? 4 : 1;
-                nn::SparseConv2d<float> layer("bench", {{L.cin, L.cout, 3, L.stride, 1, false}, block_rows, s}, rng);
+                const auto kind = sparse::parse_scheme(scheme);
+                const nn::SparseConvConfig config{
+                    {L.cin, L.cout, 3, L.stride, 1, false}, kind == sparse::Scheme::kBlock ? 4 : 1, s};
+                nn::SparseConv2d<float> layer(
+                    "bench", config, sparse::random_scheme_units(kind, nn::sparse_matrix_shape(config), 3, 3, s, rng));
                 layer.initialize(rng);
                 auto & m = layer.weights();
                 const kernels::BlockSparseView v{m.shape().rows, m.shape().cols, m.shape().block_rows, m.block_ptr(),
@@ -85,17 +103,44 @@ int run_layer_bench(const BenchArgs & args) {
                     })};
                 char variant[32];
                 std::snprintf(variant, sizeof variant, "%s %.0f%%", scheme, 100 * s);
-                std::printf("%-18s %-14s %9.3f %9.3f %9.3f   %.2fx / %.2fx / %.2fx\n", L.name, variant, t.fwd,
-                            t.bwd_data, t.bwd_weights, d.fwd / t.fwd, d.bwd_data / t.bwd_data,
-                            d.bwd_weights / t.bwd_weights);
-                rows.push_back({{"layer", L.name},
-                                {"variant", variant},
-                                {"fwd_ms", t.fwd},
-                                {"bwd_data_ms", t.bwd_data},
-                                {"bwd_weights_ms", t.bwd_weights},
-                                {"speedup_fwd", d.fwd / t.fwd},
-                                {"speedup_bwd_data", d.bwd_data / t.bwd_data},
-                                {"speedup_bwd_weights", d.bwd_weights / t.bwd_weights}});
+                report(variant, t);
+            }
+        }
+        // Channel scheme: the same layer physically narrowed, as a block's conv1 (filters removed)
+        // and as its conv2 (input channels removed), run by oneDNN.
+        for (double s : sparsities) {
+            for (const bool narrow_out : {true, false}) {
+                const int64_t cin = narrow_out ? L.cin : std::max<int64_t>(1, std::llround((1 - s) * L.cin));
+                const int64_t cout = narrow_out ? std::max<int64_t>(1, std::llround((1 - s) * L.cout)) : L.cout;
+                const kernels::ConvGeometry gn{args.batch, cin, L.size, L.size, cout, 3, 3, L.stride, 1};
+                std::vector<float> nsrc(static_cast<std::size_t>(gn.src_count()), 0.5f),
+                    ndy(static_cast<std::size_t>(gn.dst_count()), 0.5f), ndst(ndy.size()), ndx(nsrc.size()),
+                    nw(static_cast<std::size_t>(gn.weight_count()), 0.1f), ndw(nw.size());
+                kernels::DnnlConv2d narrow(gn, false);
+                const Timings t{
+                    median_ms(reps, [&] { narrow.forward(nsrc.data(), nw.data(), nullptr, ndst.data()); }),
+                    median_ms(reps, [&] { narrow.backward_data(ndy.data(), nw.data(), ndx.data()); }),
+                    median_ms(reps, [&] { narrow.backward_weights(nsrc.data(), ndy.data(), ndw.data(), nullptr); })};
+                char variant[32];
+                std::snprintf(variant, sizeof variant, "channel-%s %.0f%%", narrow_out ? "out" : "in", 100 * s);
+                report(variant, t);
+                // The same narrow layer as a full block-sparse matrix through mest's kernels.
+                const nn::SparseConvConfig full{{cin, cout, 3, L.stride, 1, false}, 4, 0.0};
+                nn::SparseConv2d<float> layer("bench", full, rng);
+                auto & m = layer.weights();
+                const kernels::BlockSparseView v{m.shape().rows, m.shape().cols, m.shape().block_rows, m.block_ptr(),
+                                                 m.col_idx(),    m.col_ptr(),    m.col_row(),          m.col_value()};
+                std::vector<float> grads(m.param().size());
+                const float * values = m.param().value.data();
+                const Timings k{
+                    median_ms(reps, [&] { kernels::sparse_conv2d_forward(gn, v, values, nsrc.data(), ndst.data()); }),
+                    median_ms(reps,
+                              [&] { kernels::sparse_conv2d_backward_data(gn, v, values, ndy.data(), ndx.data()); }),
+                    median_ms(reps, [&] {
+                        kernels::sparse_conv2d_backward_weights(gn, v, nsrc.data(), ndy.data(), grads.data());
+                    })};
+                std::snprintf(variant, sizeof variant, "chan-%s-mk %.0f%%", narrow_out ? "out" : "in", 100 * s);
+                report(variant, k);
             }
         }
     }

@@ -108,7 +108,7 @@ std::unique_ptr<Sequential<T>> build_model(const std::string & name, const Input
     MEST_INPUT_CHECK(input.channels > 0 && input.height >= 8 && input.width >= 8 && input.num_classes >= 2)
         << "model input must be at least 1x8x8 with 2 classes";
     const bool resnet = name.rfind("resnet", 0) == 0;
-    SparseLayerFactory<T> layers(sparsity, resnet);
+    SparseLayerFactory<T> layers(sparsity, resnet, input);
     const auto build = [&]() -> std::unique_ptr<Sequential<T>> {
         if (name == "resnet20") return build_resnet<T>(20, {16, 32, 64}, false, input, layers);
         if (name == "resnet32") return build_resnet<T>(32, {16, 32, 64}, false, input, layers);

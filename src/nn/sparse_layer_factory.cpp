@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "nn/linear.h"
 #include "nn/sparse_conv2d.h"
@@ -35,8 +36,9 @@ private:
 }  // namespace
 
 template <typename T>
-SparseLayerFactory<T>::SparseLayerFactory(const SparsityConfig & config, bool is_resnet)
+SparseLayerFactory<T>::SparseLayerFactory(const SparsityConfig & config, bool is_resnet, const InputSpec & input)
     : config_(config),
+      input_(input),
       scheme_(sparse::parse_scheme(config.scheme)),
       layers_(config.sparse_layers.empty()
                   ? (is_resnet ? sparse::SparseLayers::kResidual : sparse::SparseLayers::kAllButFirstLast)
@@ -119,8 +121,31 @@ void SparseLayerFactory<T>::mark_channel_block(BasicBlock<T> & block, int64_t in
     }
 }
 
+// A channel-pruned block's convs are physically narrow dense layers (e.g. 16 -> 2 channels). oneDNN
+// is slow at such widths on large maps (measured with `mest bench --layers`: 16->2 @32x32 barely
+// beats 16->16), while mest's block kernels, fed every unit, are 2-3x faster there; on 8x8 maps and
+// below oneDNN wins. The choice is by shape, so a run's arithmetic does not depend on timing.
+template <typename T>
+ModulePtr<T> SparseLayerFactory<T>::channel_conv(const std::string & name, const Conv2dConfig & config) const {
+    int stage = 1;
+    if (name.rfind("layer", 0) == 0) stage = std::max(1, std::atoi(name.c_str() + 5));
+    const int64_t size = std::min(input_.height, input_.width) >> (stage - 1);
+    if (size < 16) return std::make_unique<Conv2d<T>>(name, config);
+    // Block height dividing the output width, so no padded rows are stored (kernels exist for 1, 2, 4).
+    const int64_t rows = config.out_channels % 4 == 0 ? 4 : (config.out_channels % 2 == 0 ? 2 : 1);
+    const SparseConvConfig full{config, rows, 0.0};
+    const auto shape = sparse_matrix_shape(full);
+    std::vector<sparse::UnitPosition> units;
+    units.reserve(static_cast<std::size_t>(shape.total_units()));
+    for (int32_t b = 0; b < shape.num_blocks(); ++b)
+        for (int32_t c = 0; c < shape.cols; ++c) units.push_back({b, c});
+    return std::make_unique<SparseConv2d<T>>(name, full, units);
+}
+
 template <typename T>
 ModulePtr<T> SparseLayerFactory<T>::conv(const std::string & name, const Conv2dConfig & config, LayerRole role) {
+    if (scheme_ == sparse::Scheme::kChannel && role == LayerRole::kResidual && !planning_)
+        return channel_conv(name, config);
     if (!makes_sparse(role)) {
         if (planning_)
             return std::make_unique<PlanStub<T>>(name, [config, name](const Shape & in) {

@@ -32,7 +32,7 @@ struct PlannedLayer {
 template <typename T>
 class SparseLayerFactory {
 public:
-    SparseLayerFactory(const SparsityConfig & config, bool is_resnet);
+    SparseLayerFactory(const SparsityConfig & config, bool is_resnet, const InputSpec & input);
 
     bool needs_plan() const { return planning_; }
     // Ends the planning pass: computes the per-layer densities of the recorded layers.
@@ -60,8 +60,10 @@ public:
 
 private:
     double layer_sparsity(const std::string & name) const;
+    ModulePtr<T> channel_conv(const std::string & name, const Conv2dConfig & config) const;
 
     SparsityConfig config_;
+    InputSpec input_;
     sparse::Scheme scheme_;
     sparse::SparseLayers layers_;
     sparse::Distribution distribution_;
