@@ -10,6 +10,7 @@
 
 #include "core/buffer.h"
 #include "core/workspace.h"
+#include "kernels/tile_dispatch.h"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/sparse_conv.cpp"
@@ -105,20 +106,6 @@ StorePlan make_store_plan(int64_t rows, int64_t cols, int64_t width, int64_t lan
         plan.inside[static_cast<std::size_t>(k)] = plan.offset[static_cast<std::size_t>(k)] + lanes <= rows * cols;
     }
     return plan;
-}
-
-// Calls fn(std::integral_constant<int, nv>) for a run-time nv in [First, MaxNV].
-template <int First, int MaxNV, typename Fn>
-void dispatch_vectors(int nv, Fn && fn) {
-    if constexpr (First == MaxNV) {
-        fn(std::integral_constant<int, First>{});
-    } else {
-        if (nv <= First) {
-            fn(std::integral_constant<int, First>{});
-        } else {
-            dispatch_vectors<First + 1, MaxNV>(nv, fn);
-        }
-    }
 }
 
 }  // namespace
@@ -389,7 +376,7 @@ void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepar
 template <int R, typename Prepare, typename Finish>
 void run_correlation(const Correlation & c, WorkspaceSlot slot, const Prepare & prepare, int64_t staged_out,
                      const Finish & finish) {
-    dispatch_vectors<1, max_vectors(R)>(choose_tile<R>(c.plan->vectors, c.batch), [&](auto nv) {
+    dispatch_int<1, max_vectors(R)>(choose_tile<R>(c.plan->vectors, c.batch), [&](auto nv) {
         correlate<R, decltype(nv)::value>(c, slot, prepare, staged_out, finish);
     });
 }

@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "core/workspace.h"
+#include "kernels/tile_dispatch.h"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/sparse_linear.cpp"
@@ -73,20 +74,6 @@ int choose_vectors(int64_t batch, int64_t lanes, int max_vectors) {
         }
     }
     return best;
-}
-
-// Calls fn(std::integral_constant<int, k>) for a run-time k in [First, Max].
-template <int First, int Max, typename Fn>
-void dispatch_int(int k, Fn && fn) {
-    if constexpr (First == Max) {
-        fn(std::integral_constant<int, First>{});
-    } else {
-        if (k <= First) {
-            fn(std::integral_constant<int, First>{});
-        } else {
-            dispatch_int<First + 1, Max>(k, fn);
-        }
-    }
 }
 
 }  // namespace

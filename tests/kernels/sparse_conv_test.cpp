@@ -11,33 +11,19 @@
 
 #include "kernels/conv_reference.h"
 #include "nn/sparse_conv2d.h"
+#include "test_util/sparse_kernel_checks.h"
 
 namespace mest {
 namespace {
+
+using test::expect_close;
+using test::random_vector;
+using test::view_of;
 
 struct Case {
     kernels::ConvGeometry g;
     int64_t block_rows;
 };
-
-kernels::BlockSparseView view_of(const sparse::BlockSparseMatrix<float> & m) {
-    const auto & s = m.shape();
-    return {s.rows, s.cols, s.block_rows, m.block_ptr(), m.col_idx(), m.col_ptr(), m.col_row(), m.col_value()};
-}
-
-std::vector<float> random_vector(std::size_t n, Rng & rng) {
-    std::vector<float> v(n);
-    for (auto & x : v) x = static_cast<float>(rng.uniform(-1.0, 1.0));
-    return v;
-}
-
-void expect_close(const std::vector<float> & got, const std::vector<float> & want, const std::string & what) {
-    ASSERT_EQ(got.size(), want.size()) << what;
-    double scale = 1e-6;
-    for (float w : want) scale = std::max(scale, static_cast<double>(std::fabs(w)));
-    for (std::size_t i = 0; i < got.size(); ++i)
-        ASSERT_NEAR(got[i], want[i], 2e-5 * scale + 1e-6) << what << " at " << i;
-}
 
 std::vector<Case> cases() {
     std::vector<Case> out;
