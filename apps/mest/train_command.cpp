@@ -16,8 +16,22 @@ CLI::App * add_train_command(CLI::App & app, TrainArgs & args) {
     cmd->add_option("--data-dir", c.data_dir, "Directory of the dataset files (default: the Debian package's)");
     cmd->add_option("--model", c.model, "Model: resnet20, resnet32, resnet56, resnet32w2, vgg19, lenet5")
         ->capture_default_str();
-    cmd->add_option("--method", c.method, "Training method: dense, or static (a fixed random sparse mask)")
+    cmd->add_option("--method", c.method,
+                    "Training method: dense; static (a fixed random sparse mask); mest (constant mutation rate, 20% "
+                    "of the non-zeros per update), mest-em (elastic mutation: 20% -> 10% -> 0 at 56%/75% of "
+                    "training), mest-ems (EM with the soft memory bound: grow to target-5% -> -2.5% -> target, "
+                    "prune back to the target at the next update)")
         ->capture_default_str();
+    cmd->add_option("--update-every", c.update_every, "mest*: epochs between mask updates, from epoch 0")
+        ->capture_default_str();
+    cmd->add_option("--importance-lambda", c.importance_lambda,
+                    "mest*: prune score |w| + lambda*|g| over the non-zeros (0 = magnitude only, as the released code)")
+        ->capture_default_str();
+    cmd->add_option("--importance-window", c.importance_window,
+                    "mest*: training steps before an update whose |g| is summed (0 = the whole epoch)")
+        ->capture_default_str();
+    cmd->add_flag("--allow-regrow", c.allow_regrow,
+                  "mest*: growth may re-pick positions pruned in the same update (the released code does)");
     cmd->add_option("--scheme", c.scheme,
                     "Sparsity scheme of sparse methods: unstructured (any weights), block (block-rows x 1 columns), "
                     "pattern (3x3 kernels keep 4 taps of 8 patterns, whole kernels removed; sparsity >= 0.556), "

@@ -25,6 +25,10 @@ void for_each_field(TrainConfig & c, Fn && fn) {
     fn("sparse-layers", c.sparse_layers);
     fn("distribution", c.distribution);
     fn("recompute", c.recompute);
+    fn("update-every", c.update_every);
+    fn("importance-lambda", c.importance_lambda);
+    fn("importance-window", c.importance_window);
+    fn("allow-regrow", c.allow_regrow);
     fn("epochs", c.epochs);
     fn("batch-size", c.batch_size);
     fn("lr", c.lr);
@@ -105,8 +109,16 @@ void validate(const TrainConfig & c) {
         << "--data: unknown dataset '" << c.data << "' (valid: " << join(data::dataset_names()) << ")";
     MEST_INPUT_CHECK(contains(nn::model_names(), c.model))
         << "--model: unknown model '" << c.model << "' (valid: " << join(nn::model_names()) << ")";
-    MEST_INPUT_CHECK(c.method == "dense" || c.method == "static")
-        << "--method: unknown method '" << c.method << "' (valid: dense, static)";
+    MEST_INPUT_CHECK(c.method == "dense" || c.method == "static" || c.method == "mest" || c.method == "mest-em" ||
+                     c.method == "mest-ems")
+        << "--method: unknown method '" << c.method << "' (valid: dense, static, mest, mest-em, mest-ems)";
+    MEST_INPUT_CHECK(c.method.rfind("mest", 0) != 0 || c.scheme != "channel")
+        << "--method " << c.method << ": mutation of the channel scheme is not implemented yet (use unstructured, "
+        << "block or pattern)";
+    MEST_INPUT_CHECK(c.update_every >= 1) << "--update-every must be >= 1, got " << c.update_every;
+    MEST_INPUT_CHECK(std::isfinite(c.importance_lambda) && c.importance_lambda >= 0)
+        << "--importance-lambda must be >= 0, got " << c.importance_lambda;
+    MEST_INPUT_CHECK(c.importance_window >= 0) << "--importance-window must be >= 0, got " << c.importance_window;
     MEST_INPUT_CHECK(c.scheme != "dense" && contains(sparse::scheme_names(), c.scheme))
         << "--scheme: unknown scheme '" << c.scheme << "' (valid: unstructured, block, pattern, channel)";
     MEST_INPUT_CHECK(c.sparse_layers.empty() || contains(sparse::sparse_layer_names(), c.sparse_layers))

@@ -11,13 +11,17 @@ struct TrainConfig {
     std::string data = "fashion-mnist";
     std::string data_dir;  // "" = the dataset's default directory
     std::string model = "resnet20";
-    std::string method = "dense";          // dense | static (a fixed random sparse mask)
+    std::string method = "dense";          // dense | static (fixed random mask) | mest | mest-em | mest-ems
     std::string scheme = "unstructured";   // sparse methods: unstructured | block | pattern | channel
     double sparsity = 0.9;                 // sparse methods: fraction of the sparse layers' weights removed
     int block_rows = 4;                    // block scheme: output channels per unit
     std::string sparse_layers;             // residual | all-but-first-last; "" = residual for ResNets, else the other
     std::string distribution = "uniform";  // uniform | erk: how the sparsity is spread over the sparse layers
     std::string recompute = "auto";        // auto | on | off: recompute conv2 outputs in backward (auto: sparse)
+    int update_every = 5;                  // mest*: epochs between mask updates (from epoch 0)
+    double importance_lambda = 0.0;        // mest*: importance |w| + lambda*|g| (0 = magnitude, the released code)
+    int64_t importance_window = 0;         // mest*: steps of |g| before an update (0 = the whole epoch)
+    bool allow_regrow = false;             // mest*: growth may re-pick units pruned in the same update
     int epochs = 10;
     int batch_size = 128;
     double lr = 0.1;

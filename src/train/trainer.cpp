@@ -9,8 +9,10 @@
 #include "core/threads.h"
 #include "core/version.h"
 #include "data/batch_loader.h"
+#include "methods/mest_method.h"
 #include "nn/models.h"
 #include "optim/lr_schedule.h"
+#include "sparse/scheme.h"
 #include "train/checkpoint.h"
 #include "train/model_setup.h"
 #include "train/progress.h"
@@ -79,6 +81,34 @@ void prepare_run_dir(const fs::path & dir, const RunOptions & options) {
         << "--out: cannot create directory " << dir.string() << " (" << ec.message() << ")";
 }
 
+// One topology.jsonl line per layer and update, and a one-line summary on stdout.
+void log_mutation(std::ofstream & topology, int epoch, const std::vector<methods::LayerUpdate> & updates) {
+    int64_t pruned = 0, grown = 0, nnz = 0;
+    for (const auto & u : updates) {
+        topology << nlohmann::json{{"epoch", epoch},
+                                   {"layer", u.layer},
+                                   {"prune_to", u.bounds.prune_to},
+                                   {"grow_to", u.bounds.grow_to},
+                                   {"pruned_units", u.stats.pruned_units},
+                                   {"grown_units", u.stats.grown_units},
+                                   {"nnz_before", u.stats.nnz_before},
+                                   {"nnz_after", u.stats.nnz_after}}
+                        .dump()
+                 << "\n";
+        pruned += u.stats.pruned_units;
+        grown += u.stats.grown_units;
+        nnz += u.stats.nnz_after;
+    }
+    topology.flush();
+    {
+        std::printf(
+            "mutation before epoch %d: pruned %lld units, grown %lld (sparsity %.4f -> %.4f), %lld weights kept\n",
+            epoch + 1, static_cast<long long>(pruned), static_cast<long long>(grown), updates.front().bounds.prune_to,
+            updates.front().bounds.grow_to, static_cast<long long>(nnz));
+        std::fflush(stdout);
+    }
+}
+
 }  // namespace
 
 RunSummary run_training(TrainConfig config, const RunOptions & options) {
@@ -95,6 +125,9 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
         stored.threads = config.threads;
         stored.out = config.out;
         config = stored;
+        MEST_INPUT_CHECK(config.method.rfind("mest", 0) != 0)
+            << "--resume: runs of --method " << config.method << " cannot be resumed yet: the checkpoint does not "
+            << "hold the mutated topology";
     }
     config = resolve_defaults(config);
     validate(config);
@@ -109,6 +142,17 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
     std::vector<nn::Parameter<float> *> params;
     model->collect_parameters(params);
     optim::Sgd<float> optimizer(params, optim::SgdConfig{config.momentum, config.weight_decay, config.nesterov});
+    std::unique_ptr<methods::MestMethod> mest;
+    if (config.method.rfind("mest", 0) == 0) {
+        methods::MestConfig mc;
+        mc.variant = methods::parse_mest_variant(config.method);
+        mc.schedule.target_sparsity = config.sparsity;
+        mc.schedule.update_every = config.update_every;
+        mc.mutation = {config.importance_lambda, config.allow_regrow};
+        mc.importance_window = config.importance_window;
+        mc.seed = config.seed;
+        mest = std::make_unique<methods::MestMethod>(*model, sparse::parse_scheme(config.scheme), mc);
+    }
 
     data::BatchLoader train_loader(data.train, data.norm, config.batch_size, true,
                                    data::AugmentConfig{config.augment_pad, config.augment_flip}, config.seed);
@@ -121,7 +165,7 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
         per_epoch * config.epochs, per_epoch);
 
     prepare_run_dir(dir, options);
-    const ModelTensors tensors = model_tensors(*model);
+    ModelTensors tensors = model_tensors(*model);
     int start_epoch = 0;
     int64_t iteration = 0;
     RunSummary summary;
@@ -169,10 +213,20 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
 
     nn::SoftmaxCrossEntropy<float> loss;
     std::ofstream metrics(dir / "metrics.jsonl", std::ios::app);
+    std::ofstream topology;
+    if (mest) topology.open(dir / "topology.jsonl", std::ios::app);
     data::Batch batch;
     for (int epoch = start_epoch; epoch < config.epochs; ++epoch) {
         MemoryLedger::instance().reset_peaks();
         const auto epoch_start = std::chrono::steady_clock::now();
+        if (mest) {
+            const auto updates = mest->begin_epoch(epoch, config.epochs);
+            if (!updates.empty()) {
+                // Mutation re-packs the sparse layers' buffers: the checkpoint view must follow.
+                tensors = model_tensors(*model);
+                log_mutation(topology, epoch, updates);
+            }
+        }
         train_loader.start_epoch(epoch);
         ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(config.epochs), per_epoch,
                         options.progress);
@@ -187,6 +241,7 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
             loss_sum += r.loss * static_cast<double>(batch.size());
             correct += r.correct;
             seen += batch.size();
+            if (mest) mest->after_backward(epoch, config.epochs, done, per_epoch);
             ++iteration;
             ++done;
             bar.update(done, seen, loss_sum / static_cast<double>(seen),
@@ -242,7 +297,9 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
                            {"best_test_acc", summary.best_test_acc},
                            {"best_epoch", summary.best_epoch},
                            {"seconds", summary.seconds},
-                           {"peak_rss_bytes", process_peak_rss_bytes()}};
+                           {"peak_rss_bytes", process_peak_rss_bytes()},
+                           {"sparse_layer_sparsity", measure_sparsity(params).sparse_layer_sparsity()},
+                           {"overall_sparsity", measure_sparsity(params).overall_sparsity()}};
     write_text_atomically(dir / "summary.json", s.dump(2) + "\n");
     std::printf("final test accuracy %.2f%% (best %.2f%% at epoch %d), %s, run directory %s\n",
                 100.0 * summary.final_test_acc, 100.0 * summary.best_test_acc, summary.best_epoch,

@@ -530,6 +530,37 @@ TEST_F(Cli, StaticSparseRunsReportTheirSparsity) {
     }
 }
 
+TEST_F(Cli, MestRunsMutateAndEndExactlyAtTheTarget) {
+    for (const char * method : {"mest-em", "mest-ems", "mest"}) {
+        SCOPED_TRACE(method);
+        const std::string dir = root_->file(std::string("mest-run-") + method);
+        const auto args = train_args(dir, {{"--method", method},
+                                           {"--scheme", "unstructured"},
+                                           {"--sparsity", "0.9"},
+                                           {"--epochs", "4"},
+                                           {"--update-every", "1"},
+                                           {"--limit-train", "32"}});
+        const Result r = run(args);
+        expect_success(r, args);
+        EXPECT_NE(r.out.find("mutation before epoch 1"), std::string::npos) << r.out;
+        // LeNet-5: conv2, fc1 and fc2 are sparse; four updates (epochs 0-3), one line per layer each.
+        const auto lines = lines_of(read_text(dir + "/topology.jsonl"));
+        ASSERT_EQ(lines.size(), 12u);
+        const json first = json::parse(lines.front());
+        EXPECT_EQ(first.at("epoch"), 0);
+        EXPECT_EQ(first.at("layer"), "conv2");
+        EXPECT_GT(first.at("grown_units").get<int64_t>(), 0);
+        const json summary = read_json(dir + "/summary.json");
+        EXPECT_NEAR(summary.at("sparse_layer_sparsity").get<double>(), 0.9, 1e-3);
+        // No resume yet: the checkpoint does not hold the mutated topology.
+        const Result again = run(train_args(dir, {{"--resume", ""}, {"--epochs", "5"}}));
+        expect_input_failure(again, "cannot be resumed");
+    }
+    const Result channel =
+        run(train_args(root_->file("mest-channel"), {{"--method", "mest-ems"}, {"--scheme", "channel"}}));
+    expect_input_failure(channel, "channel");
+}
+
 TEST_F(Cli, MissingOutIsAParseError) {
     auto args = train_args("x", {});
     args.resize(args.size() - 2);  // drop "--out x"

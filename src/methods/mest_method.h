@@ -1,0 +1,52 @@
+// MEST dynamic sparse training over a model's sparse layers: at every update epoch (schedule in
+// mest_schedule.h) each layer is pruned by importance and grown at random (mutation.h). With
+// lambda > 0 the importance adds |g| of the non-zeros, summed over the training steps of the
+// epoch before an update (or its last `importance_window` steps): an nnz-long buffer per layer,
+// never a dense gradient.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/buffer.h"
+#include "core/rng.h"
+#include "methods/mest_schedule.h"
+#include "methods/mutation.h"
+#include "methods/sparse_layer_handles.h"
+
+namespace mest::methods {
+
+struct MestConfig {
+    MestVariant variant = MestVariant::kElasticSoft;
+    MestScheduleConfig schedule;
+    MutationOptions mutation;
+    int64_t importance_window = 0;  // steps of |g| accumulation before an update; 0 = the whole epoch
+    uint64_t seed = 914;
+};
+
+struct LayerUpdate {
+    std::string layer;
+    MutationBounds bounds;
+    MutationStats stats;
+};
+
+class MestMethod {
+public:
+    MestMethod(nn::Sequential<float> & net, sparse::Scheme scheme, const MestConfig & config);
+
+    // Mutates every sparse layer when `epoch` is an update epoch (before that epoch's training);
+    // returns what changed (empty when nothing was due).
+    std::vector<LayerUpdate> begin_epoch(int epoch, int epochs);
+    // After each backward pass: accumulates |g| of the non-zeros when the gradient term is on and the
+    // next epoch updates.
+    void after_backward(int epoch, int epochs, int64_t step_in_epoch, int64_t steps_per_epoch);
+
+    const std::vector<SparseLayerHandle> & layers() const { return layers_; }
+
+private:
+    std::vector<SparseLayerHandle> layers_;
+    MestConfig config_;
+    Rng rng_;
+    std::vector<Buffer<float>> grad_sums_;  // per layer, nnz long; only when lambda > 0
+};
+
+}  // namespace mest::methods

@@ -1,0 +1,22 @@
+// The sparse layers of a model as the methods see them: each layer's compressed weight and whether
+// its mutation unit is a pattern kernel.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "nn/sequential.h"
+#include "sparse/block_sparse_matrix.h"
+#include "sparse/scheme.h"
+
+namespace mest::methods {
+
+struct SparseLayerHandle {
+    std::string name;
+    sparse::BlockSparseMatrix<float> * weights = nullptr;
+    bool pattern = false;  // pattern scheme on a 3x3 conv: mutate whole kernels
+};
+
+// Walks the model (Sequential, residual blocks' convs, sparse convs and linears) in forward order.
+std::vector<SparseLayerHandle> find_sparse_layers(nn::Sequential<float> & net, sparse::Scheme scheme);
+
+}  // namespace mest::methods
