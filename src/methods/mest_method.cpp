@@ -7,7 +7,7 @@
 namespace mest::methods {
 
 MestMethod::MestMethod(nn::Sequential<float> & net, sparse::Scheme scheme, const MestConfig & config)
-    : layers_(find_sparse_layers(net, scheme)), config_(config), rng_(config.seed ^ 0x6d657374ULL) {
+    : layers_(find_sparse_layers(net, scheme)), config_(config) {
     MEST_INPUT_CHECK(!layers_.empty()) << "--method mest*: the model has no sparse layers to mutate";
     MEST_INPUT_CHECK(scheme != sparse::Scheme::kChannel)
         << "--scheme channel: MEST mutation of whole filters is not implemented yet (unstructured, block, pattern)";
@@ -18,12 +18,14 @@ std::vector<LayerUpdate> MestMethod::begin_epoch(int epoch, int epochs) {
     std::vector<LayerUpdate> updates;
     if (!is_update_epoch(config_.schedule, epoch, epochs)) return updates;
     const MutationBounds bounds = mest_bounds(config_.variant, config_.schedule, epoch, epochs);
+    // Drawn from (seed, epoch) alone, so a run resumed at an epoch boundary mutates identically.
+    Rng rng(config_.seed ^ (0x6d657374ULL + 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(epoch + 1)));
     for (std::size_t i = 0; i < layers_.size(); ++i) {
         auto & layer = layers_[i];
         std::span<const float> grad;
         if (config_.mutation.lambda > 0.0 && grad_sums_[i].size() == layer.weights->param().size())
             grad = grad_sums_[i].span();
-        const auto stats = mutate_layer<float>(*layer.weights, layer.pattern, bounds, grad, config_.mutation, rng_);
+        const auto stats = mutate_layer<float>(*layer.weights, layer.pattern, bounds, grad, config_.mutation, rng);
         updates.push_back({layer.name, bounds, stats});
         grad_sums_[i] = Buffer<float>();  // sized to the old layout: start a new window
     }

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "core/buffer.h"
-#include "core/rng.h"
 #include "methods/mest_schedule.h"
 #include "methods/mutation.h"
 #include "methods/sparse_layer_handles.h"
@@ -45,7 +44,6 @@ public:
 private:
     std::vector<SparseLayerHandle> layers_;
     MestConfig config_;
-    Rng rng_;
     std::vector<Buffer<float>> grad_sums_;  // per layer, nnz long; only when lambda > 0
 };
 

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "methods/sparse_layer_handles.h"
 
 namespace mest::train {
 
@@ -36,6 +37,34 @@ std::vector<Entry> entries(const ModelTensors & t, bool with_optimizer_state) {
     }
     for (const auto & st : t.states) out.push_back({st.name, st.values->data(), st.values->data(), st.values->size()});
     return out;
+}
+
+std::vector<int32_t> unit_ids(const sparse::BlockSparseMatrix<float> & m) {
+    std::vector<int32_t> ids(static_cast<std::size_t>(m.nnz_units()));
+    const int64_t cols = m.shape().cols;
+    for (int64_t b = 0; b < m.shape().num_blocks(); ++b)
+        for (int64_t u = m.block_ptr()[b]; u < m.block_ptr()[b + 1]; ++u)
+            ids[static_cast<std::size_t>(u)] = static_cast<int32_t>(b * cols + m.col_idx()[u]);
+    return ids;
+}
+
+// Re-lays `m` out to the stored unit ids (validated: in range, strictly increasing); values become
+// zero until the value tensors are loaded.
+void restore_layout(sparse::BlockSparseMatrix<float> & m, const std::string & path, const std::string & name,
+                    const char * data, std::size_t count) {
+    std::vector<int32_t> ids(count);
+    std::memcpy(ids.data(), data, count * sizeof(int32_t));
+    const int64_t total = m.shape().total_units(), cols = m.shape().cols;
+    for (std::size_t i = 0; i < count; ++i)
+        MEST_INPUT_CHECK(ids[i] >= 0 && ids[i] < total && (i == 0 || ids[i] > ids[i - 1]))
+            << "checkpoint " << path << ": tensor '" << name << "' holds an invalid unit list";
+    if (ids == unit_ids(m)) return;
+    std::vector<int64_t> all(static_cast<std::size_t>(m.nnz_units()));
+    for (std::size_t u = 0; u < all.size(); ++u) all[u] = static_cast<int64_t>(u);
+    std::vector<sparse::UnitPosition> units;
+    units.reserve(count);
+    for (const int32_t id : ids) units.push_back({static_cast<int32_t>(id / cols), static_cast<int32_t>(id % cols)});
+    m.mutate(all, units);
 }
 
 void append(std::string & out, const void * data, std::size_t bytes) {
@@ -83,6 +112,9 @@ ModelTensors model_tensors(nn::Module<float> & model) {
     ModelTensors t;
     model.collect_parameters(t.params);
     model.collect_state(t.states);
+    if (auto * net = dynamic_cast<nn::Sequential<float> *>(&model))
+        for (const auto & layer : methods::find_sparse_layers(*net, sparse::Scheme::kUnstructured))
+            t.topologies.push_back({layer.weights->param().name + ".units", layer.weights});
     return t;
 }
 
@@ -93,6 +125,12 @@ void save_checkpoint(const std::string & path, const CheckpointMeta & meta, cons
     for (const auto & e : list) {
         table.push_back({{"name", e.name}, {"offset", offset}, {"count", e.count}});
         offset += e.count * sizeof(float);
+    }
+    std::vector<std::vector<int32_t>> layouts;
+    for (const auto & t : tensors.topologies) {
+        layouts.push_back(unit_ids(*t.weights));
+        table.push_back({{"name", t.name}, {"offset", offset}, {"count", layouts.back().size()}, {"dtype", "i32"}});
+        offset += layouts.back().size() * sizeof(int32_t);
     }
     const nlohmann::json header{{"config", meta.config},
                                 {"epoch", meta.epoch},
@@ -110,6 +148,7 @@ void save_checkpoint(const std::string & path, const CheckpointMeta & meta, cons
     append(bytes, &header_len, sizeof header_len);
     bytes += header_text;
     for (const auto & e : list) append(bytes, e.data, e.count * sizeof(float));
+    for (const auto & ids : layouts) append(bytes, ids.data(), ids.size() * sizeof(int32_t));
     const uint32_t crc = static_cast<uint32_t>(
         crc32(0L, reinterpret_cast<const Bytef *>(bytes.data()), static_cast<uInt>(bytes.size())));
     append(bytes, &crc, sizeof crc);
@@ -152,6 +191,14 @@ void load_checkpoint(const std::string & path, const ModelTensors & tensors, boo
                                                       t.at("count").get<std::size_t>()};
     } catch (const nlohmann::json::exception & e) {
         MEST_FAIL_INPUT() << "checkpoint " << path << ": bad tensor table (" << e.what() << ")";
+    }
+    for (const auto & t : tensors.topologies) {
+        auto it = table.find(t.name);
+        if (it == table.end()) continue;  // a static run: the layout comes from the seed
+        const auto [offset, count] = it->second;
+        MEST_INPUT_CHECK(offset + count * sizeof(int32_t) <= p.payload.size())
+            << "checkpoint " << path << ": tensor '" << t.name << "' runs past the end of the file";
+        restore_layout(*t.weights, path, t.name, p.payload.data() + offset, count);
     }
     for (const auto & e : entries(tensors, with_optimizer_state)) {
         auto it = table.find(e.name);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "nn/module.h"
+#include "sparse/block_sparse_matrix.h"
 
 namespace mest::train {
 
@@ -19,17 +20,26 @@ struct CheckpointMeta {
     int best_epoch = 0;
 };
 
+// A sparse layer's layout: which units it stores (saved as unit ids block * cols + col, int32).
+struct TopologyTensor {
+    std::string name;
+    sparse::BlockSparseMatrix<float> * weights;
+};
+
 struct ModelTensors {
     std::vector<nn::Parameter<float> *> params;
     std::vector<nn::StateTensor<float>> states;
+    std::vector<TopologyTensor> topologies;
 };
 
 ModelTensors model_tensors(nn::Module<float> & model);
 
 void save_checkpoint(const std::string & path, const CheckpointMeta & meta, const ModelTensors & tensors);
 CheckpointMeta read_checkpoint_meta(const std::string & path);
-// Restores every tensor by name; every tensor of the model must be present with its size. The
-// optimizer state is restored when `with_optimizer_state` (resume), skipped otherwise (evaluation).
+// Restores every tensor by name; every tensor of the model must be present with its size. Sparse
+// layers whose layout the checkpoint records (a mutated run) are re-laid out first, so their
+// values land at the stored positions. The optimizer state is restored when
+// `with_optimizer_state` (resume), skipped otherwise (evaluation).
 void load_checkpoint(const std::string & path, const ModelTensors & tensors, bool with_optimizer_state);
 
 }  // namespace mest::train

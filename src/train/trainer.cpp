@@ -125,9 +125,6 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
         stored.threads = config.threads;
         stored.out = config.out;
         config = stored;
-        MEST_INPUT_CHECK(config.method.rfind("mest", 0) != 0)
-            << "--resume: runs of --method " << config.method << " cannot be resumed yet: the checkpoint does not "
-            << "hold the mutated topology";
     }
     config = resolve_defaults(config);
     validate(config);

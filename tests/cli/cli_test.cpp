@@ -552,13 +552,45 @@ TEST_F(Cli, MestRunsMutateAndEndExactlyAtTheTarget) {
         EXPECT_GT(first.at("grown_units").get<int64_t>(), 0);
         const json summary = read_json(dir + "/summary.json");
         EXPECT_NEAR(summary.at("sparse_layer_sparsity").get<double>(), 0.9, 1e-3);
-        // No resume yet: the checkpoint does not hold the mutated topology.
-        const Result again = run(train_args(dir, {{"--resume", ""}, {"--epochs", "5"}}));
-        expect_input_failure(again, "cannot be resumed");
+        // The checkpoint holds the mutated topology: eval reproduces the run's test accuracy.
+        const std::vector<std::string> eval_args{"eval", dir + "/last", "--json", "--threads", "1"};
+        const Result ev = run(eval_args);
+        expect_success(ev, eval_args);
+        EXPECT_NEAR(json::parse(ev.out).at("test_acc").get<double>(), metrics(dir).back().at("test_acc").get<double>(),
+                    1e-9);
     }
     const Result channel =
         run(train_args(root_->file("mest-channel"), {{"--method", "mest-ems"}, {"--scheme", "channel"}}));
     expect_input_failure(channel, "channel");
+}
+
+TEST_F(Cli, ResumedMestRunMatchesTheUninterruptedRun) {
+    // Vanilla MEST (bounds independent of the run length), a constant learning rate and an update
+    // every epoch: 2 epochs + resume to 4 must be bit-identical to 4 epochs, mutations included (the
+    // topology comes back from the checkpoint and growth is drawn per epoch from the seed).
+    const std::map<std::string, std::string> flags{{"--lr", "0.05"},      {"--lr-min", "0.05"},
+                                                   {"--method", "mest"},  {"--scheme", "block"},
+                                                   {"--sparsity", "0.8"}, {"--update-every", "1"}};
+    auto straight_flags = flags;
+    straight_flags["--epochs"] = "4";
+    const auto straight = train_args(root_->file("mest-straight"), straight_flags);
+    expect_success(run(straight), straight);
+    auto part_flags = flags;
+    part_flags["--epochs"] = "2";
+    const auto part = train_args(root_->file("mest-resumed"), part_flags);
+    expect_success(run(part), part);
+    const auto resume = train_args(root_->file("mest-resumed"), {{"--epochs", "4"}, {"--resume", ""}});
+    expect_success(run(resume), resume);
+    const auto a = metrics(root_->file("mest-straight")), b = metrics(root_->file("mest-resumed"));
+    ASSERT_EQ(a.size(), 4u);
+    ASSERT_EQ(b.size(), 4u);
+    for (std::size_t i = 0; i < 4; ++i)
+        for (const char * key : {"train_loss", "test_acc", "test_loss"})
+            EXPECT_EQ(a[i].at(key).get<double>(), b[i].at(key).get<double>()) << key << " epoch " << i + 1;
+    EXPECT_EQ(read_text(root_->file("mest-straight/topology.jsonl")),
+              read_text(root_->file("mest-resumed/topology.jsonl")));
+    EXPECT_EQ(checkpoint_payload(root_->file("mest-straight/last")),
+              checkpoint_payload(root_->file("mest-resumed/last")));
 }
 
 TEST_F(Cli, MissingOutIsAParseError) {
