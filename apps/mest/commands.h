@@ -25,6 +25,13 @@ struct EvalArgs {
 CLI::App * add_eval_command(CLI::App & app, EvalArgs & args);
 int run_eval(const EvalArgs & args);
 
+struct InspectArgs {
+    std::string checkpoint;
+    bool json = false;
+};
+CLI::App * add_inspect_command(CLI::App & app, InspectArgs & args);
+int run_inspect(const InspectArgs & args);
+
 struct BenchArgs {
     std::string model = "resnet32";
     int batch = 64, threads = 2, steps = 20, warmup = 3, classes = 10;

@@ -41,6 +41,12 @@ std::string default_data_dir(const std::string & name) {
     return "/usr/share/datasets/" + name;
 }
 
+DatasetShape dataset_shape(const std::string & name) {
+    check_known(name);
+    if (name == "mnist" || name == "fashion-mnist") return {1, 28, 28, 10};
+    return {3, 32, 32, name == "cifar10" ? 10 : 100};
+}
+
 Normalization dataset_normalization(const std::string & name) {
     check_known(name);
     if (name == "mnist") return {{0.1307f}, {0.3081f}};

@@ -41,6 +41,11 @@ DatasetPair load_dataset(const std::string & name, const std::string & dir, int6
 
 std::string default_data_dir(const std::string & name);
 const std::vector<std::string> & dataset_names();  // {"fashion-mnist", "mnist", "cifar10", "cifar100"}
+// Image channels, height, width and class count of a dataset, without reading its files.
+struct DatasetShape {
+    int channels, height, width, num_classes;
+};
+DatasetShape dataset_shape(const std::string & name);
 // The standard published per-channel statistics of the training split.
 Normalization dataset_normalization(const std::string & name);
 

@@ -593,6 +593,32 @@ TEST_F(Cli, ResumedMestRunMatchesTheUninterruptedRun) {
               checkpoint_payload(root_->file("mest-resumed/last")));
 }
 
+TEST_F(Cli, InspectListsEverySparseLayer) {
+    const std::string dir = root_->file("inspect-pattern");
+    const auto args = train_args(dir, {{"--model", "resnet20"},
+                                       {"--method", "mest-ems"},
+                                       {"--scheme", "pattern"},
+                                       {"--sparsity", "0.9"},
+                                       {"--epochs", "1"},
+                                       {"--limit-train", "32"}});
+    expect_success(run(args), args);
+    const std::vector<std::string> inspect{"inspect", dir + "/last", "--json"};
+    const Result r = run(inspect);
+    expect_success(r, inspect);
+    const json j = json::parse(r.out);
+    EXPECT_EQ(j.at("scheme"), "pattern");
+    ASSERT_EQ(j.at("sparse_layers").size(), 18u);
+    for (const auto & layer : j.at("sparse_layers")) {
+        int64_t kernels = 0;
+        for (const auto & c : layer.at("pattern_histogram")) kernels += c.get<int64_t>();
+        EXPECT_EQ(4 * kernels, layer.at("nonzeros").get<int64_t>()) << layer.at("name");
+    }
+    const Result text = run({"inspect", dir + "/last"});
+    EXPECT_EQ(text.code, 0);
+    EXPECT_NE(text.out.find("layer1.0.conv1.weight"), std::string::npos) << text.out;
+    expect_input_failure(run({"inspect", root_->file("no-such-checkpoint")}), "cannot open");
+}
+
 TEST_F(Cli, MissingOutIsAParseError) {
     auto args = train_args("x", {});
     args.resize(args.size() - 2);  // drop "--out x"
