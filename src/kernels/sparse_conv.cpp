@@ -146,15 +146,42 @@ HWY_INLINE void interleave_rows(const float * even, const float * odd, float * o
     }
 }
 
-// Phase planes of one image's `channels` planes [h, w]; written whole (borders included).
+// p[0, n) = max(0, p * scale + shift) (or without the max) in place, in ScaleShift's vector
+// arithmetic (norm_act.cpp) for every element, the partial last vector included: a staged value is
+// bit-identical to the a1 a separate BN+ReLU pass writes, and BN's backward rebuilds the same ReLU
+// mask. The last vector's lanes past n (padding, or rows not staged yet) are written back unchanged;
+// they lie inside the staging buffer (kSlackFloats past its end).
+HWY_INLINE void transform_run(float * p, int64_t n, V vs, V vb, bool relu) {
+    const D d;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+    const V zero = hn::Zero(d);
+    int64_t i = 0;
+    for (; i + lanes <= n; i += lanes) {
+        V v = hn::MulAdd(hn::LoadU(d, p + i), vs, vb);
+        if (relu) v = hn::Max(v, zero);
+        hn::StoreU(v, d, p + i);
+    }
+    if (i < n) {
+        const V x = hn::LoadU(d, p + i);
+        V v = hn::MulAdd(x, vs, vb);
+        if (relu) v = hn::Max(v, zero);
+        hn::StoreU(hn::IfThenElse(hn::FirstN(d, static_cast<size_t>(n - i)), v, x), d, p + i);
+    }
+}
+
+// Phase planes of one image's `channels` planes [h, w]; written whole (borders included). With a
+// transform, each copied row is transformed while it is in L1; the zero border is left alone.
 void phase_image(const float * src, int64_t channels, int64_t h, int64_t w, int64_t pad, const PhaseGeometry & pg,
-                 float * out) {
+                 const InputTransform * transform, float * out) {
+    const D d;
     const int64_t s = pg.s, wph = pg.wph;
     // Zero whole planes, then copy the interior rows with inline loops: rows are only 8-32 floats,
     // too short for a memset and a memcpy call each.
     std::memset(out, 0, static_cast<std::size_t>(channels * pg.channel_stride()) * sizeof(float));
     for (int64_t p = 0; p < channels; ++p) {
         const float * in = src + p * h * w;
+        const V vs = hn::Set(d, transform ? transform->scale[p] : 1.0f);
+        const V vb = hn::Set(d, transform ? transform->shift[p] : 0.0f);
         for (int64_t a = 0; a < s; ++a) {
             for (int64_t b = 0; b < s; ++b) {
                 float * dst = out + ((p * s + a) * s + b) * pg.pp;
@@ -173,6 +200,7 @@ void phase_image(const float * src, int64_t channels, int64_t h, int64_t w, int6
                     } else {
                         for (int64_t x = x0; x < x1; ++x) row[x] = srow[s * x + b - pad];
                     }
+                    if (transform) transform_run(row + x0, x1 - x0, vs, vb, transform->relu);
                 }
             }
         }
@@ -397,10 +425,10 @@ std::vector<int64_t> unit_offsets(const ConvGeometry & g, const BlockSparseView 
 }
 
 void SparseForward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
-                   float * dst) {
+                   float * dst, const InputTransform * transform) {
     const int64_t R = w.block_rows;
     if (R != 1 && R != 2 && R != 4) {
-        sparse_conv2d_forward_reference(g, w, values, src, dst);
+        sparse_conv2d_forward_reference(g, w, values, src, dst, transform);
         return;
     }
     const PhaseGeometry pg = phase_geometry(g.in_height, g.in_width, g.pad, g.stride);
@@ -420,7 +448,7 @@ void SparseForward(const ConvGeometry & g, const BlockSparseView & w, const floa
                         &plan};
     const int64_t image_src = g.in_channels * g.in_height * g.in_width;
     const auto prepare = [&](int64_t n, float * out) {
-        phase_image(src + n * image_src, g.in_channels, g.in_height, g.in_width, g.pad, pg, out);
+        phase_image(src + n * image_src, g.in_channels, g.in_height, g.in_width, g.pad, pg, transform, out);
     };
     if (R == 1) {
         run_correlation<1>(c, WorkspaceSlot::kStagingA, prepare);
@@ -565,10 +593,10 @@ void weight_grads_chunk(const BlockSparseView & w, const float * in, int64_t in_
 }
 
 void SparseBackwardWeights(const ConvGeometry & g, const BlockSparseView & w, const float * src, const float * diff_dst,
-                           float * diff_values) {
+                           float * diff_values, const InputTransform * transform) {
     const int64_t R = w.block_rows;
     if (R != 1 && R != 2 && R != 4) {
-        sparse_conv2d_backward_weights_reference(g, w, src, diff_dst, diff_values);
+        sparse_conv2d_backward_weights_reference(g, w, src, diff_dst, diff_values, transform);
         return;
     }
     const PhaseGeometry pg = phase_geometry(g.in_height, g.in_width, g.pad, g.stride);
@@ -596,7 +624,7 @@ void SparseBackwardWeights(const ConvGeometry & g, const BlockSparseView & w, co
         for (int64_t n0 = n_begin; n0 < n_end; n0 += chunk) {
             const int64_t images = std::min(chunk, n_end - n0);
             for (int64_t i = 0; i < images; ++i) {
-                phase_image(src + (n0 + i) * image_src, g.in_channels, g.in_height, g.in_width, g.pad, pg,
+                phase_image(src + (n0 + i) * image_src, g.in_channels, g.in_height, g.in_width, g.pad, pg, transform,
                             local + i * in_image);
                 widen_image(diff_dst + (n0 + i) * image_dst, g.out_channels, ho, wo, pg.wph, dy_stride,
                             local + in_floats + i * dy_image);
@@ -636,16 +664,16 @@ HWY_EXPORT(SparseBackwardData);
 HWY_EXPORT(SparseBackwardWeights);
 
 void sparse_conv2d_forward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
-                           float * dst) {
-    HWY_DYNAMIC_DISPATCH(SparseForward)(g, w, values, src, dst);
+                           float * dst, const InputTransform * transform) {
+    HWY_DYNAMIC_DISPATCH(SparseForward)(g, w, values, src, dst, transform);
 }
 void sparse_conv2d_backward_data(const ConvGeometry & g, const BlockSparseView & w, const float * values,
                                  const float * diff_dst, float * diff_src) {
     HWY_DYNAMIC_DISPATCH(SparseBackwardData)(g, w, values, diff_dst, diff_src);
 }
 void sparse_conv2d_backward_weights(const ConvGeometry & g, const BlockSparseView & w, const float * src,
-                                    const float * diff_dst, float * diff_values) {
-    HWY_DYNAMIC_DISPATCH(SparseBackwardWeights)(g, w, src, diff_dst, diff_values);
+                                    const float * diff_dst, float * diff_values, const InputTransform * transform) {
+    HWY_DYNAMIC_DISPATCH(SparseBackwardWeights)(g, w, src, diff_dst, diff_values, transform);
 }
 
 }  // namespace mest::kernels

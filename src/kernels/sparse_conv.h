@@ -18,11 +18,14 @@
 
 namespace mest::kernels {
 
+// transform (null: none) is applied to the input as each task stages it, in the arithmetic of
+// scale_shift (norm_act.h), so the values equal those a separate BN+ReLU pass would have written.
 void sparse_conv2d_forward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
-                           float * dst);
+                           float * dst, const InputTransform * transform = nullptr);
 void sparse_conv2d_backward_data(const ConvGeometry & g, const BlockSparseView & w, const float * values,
                                  const float * diff_dst, float * diff_src);
 void sparse_conv2d_backward_weights(const ConvGeometry & g, const BlockSparseView & w, const float * src,
-                                    const float * diff_dst, float * diff_values);
+                                    const float * diff_dst, float * diff_values,
+                                    const InputTransform * transform = nullptr);
 
 }  // namespace mest::kernels

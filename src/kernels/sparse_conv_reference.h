@@ -1,9 +1,12 @@
 // Readable reference kernels of the block-sparse convolution (NCHW), the ground truth for the
-// optimized kernels. The weight is a BlockSparseMatrix view: column c of row `oc` is input channel
-// c / (kh*kw), tap c % (kh*kw). Templated so gradient checks can run in double.
+// optimized kernels; forward and backward-weights optionally read the input through an InputTransform. The weight is a
+// BlockSparseMatrix view: column c of row `oc` is input channel c / (kh*kw), tap c % (kh*kw). Templated so gradient
+// checks can run in double.
 //   src [N, Cin, H, W]   dst [N, Cout, Ho, Wo]   values [nnz] (unit-major, block_rows per unit)
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/conv_geometry.h"
 
@@ -19,9 +22,32 @@ struct BlockSparseView {
     int64_t num_blocks() const { return (rows + block_rows - 1) / block_rows; }
 };
 
+// A per-input-channel affine (+ ReLU) the kernels apply to every real input pixel as they read it,
+// so a residual block's conv2 reads relu(bn1(h)) straight from h and a1 is never written. Zero
+// padding stays zero: padding belongs to the transformed image, not to h.
+template <typename T>
+struct BasicInputTransform {
+    const T * scale = nullptr;  // [in_channels]
+    const T * shift = nullptr;  // [in_channels]
+    bool relu = false;
+    T apply(int64_t channel, T x) const {
+        const T v = x * scale[channel] + shift[channel];
+        return relu ? std::max(T(0), v) : v;
+    }
+};
+using InputTransform = BasicInputTransform<float>;
+
+// The input value the kernels see (transform null: the input itself). The kernels take the
+// transform through type_identity_t so that it does not take part in deducing T: a plain nullptr works.
+template <typename T>
+T input_at(const std::type_identity_t<BasicInputTransform<T>> * transform, int64_t channel, T x) {
+    return transform ? transform->apply(channel, x) : x;
+}
+
 template <typename T>
 void sparse_conv2d_forward_reference(const ConvGeometry & g, const BlockSparseView & w, const T * values, const T * src,
-                                     T * dst) {
+                                     T * dst,
+                                     const std::type_identity_t<BasicInputTransform<T>> * transform = nullptr) {
     const int64_t ho = g.out_height(), wo = g.out_width(), taps = g.kernel_h * g.kernel_w;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t n = 0; n < g.batch; ++n) {
@@ -39,7 +65,8 @@ void sparse_conv2d_forward_reference(const ConvGeometry & g, const BlockSparseVi
                         if (iy < 0 || iy >= g.in_height) continue;
                         for (int64_t ox = 0; ox < wo; ++ox) {
                             const int64_t ix = ox * g.stride - g.pad + kx;
-                            if (ix >= 0 && ix < g.in_width) out[oy * wo + ox] += wv * in[iy * g.in_width + ix];
+                            if (ix >= 0 && ix < g.in_width)
+                                out[oy * wo + ox] += wv * input_at<T>(transform, ic, in[iy * g.in_width + ix]);
                         }
                     }
                 }
@@ -80,8 +107,9 @@ void sparse_conv2d_backward_data_reference(const ConvGeometry & g, const BlockSp
 // diff_values overwritten: the weight gradient at the non-zeros only (rows past the end of a
 // partial last block get zero).
 template <typename T>
-void sparse_conv2d_backward_weights_reference(const ConvGeometry & g, const BlockSparseView & w, const T * src,
-                                              const T * diff_dst, T * diff_values) {
+void sparse_conv2d_backward_weights_reference(
+    const ConvGeometry & g, const BlockSparseView & w, const T * src, const T * diff_dst, T * diff_values,
+    const std::type_identity_t<BasicInputTransform<T>> * transform = nullptr) {
     const int64_t ho = g.out_height(), wo = g.out_width(), taps = g.kernel_h * g.kernel_w;
 #pragma omp parallel for schedule(static)
     for (int64_t b = 0; b < w.num_blocks(); ++b) {
@@ -98,7 +126,8 @@ void sparse_conv2d_backward_weights_reference(const ConvGeometry & g, const Bloc
                         if (iy < 0 || iy >= g.in_height) continue;
                         for (int64_t ox = 0; ox < wo; ++ox) {
                             const int64_t ix = ox * g.stride - g.pad + kx;
-                            if (ix >= 0 && ix < g.in_width) acc += in[iy * g.in_width + ix] * dout[oy * wo + ox];
+                            if (ix >= 0 && ix < g.in_width)
+                                acc += input_at<T>(transform, ic, in[iy * g.in_width + ix]) * dout[oy * wo + ox];
                         }
                     }
                 }

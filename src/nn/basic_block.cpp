@@ -1,10 +1,12 @@
 #include "nn/basic_block.h"
 
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "core/profiler.h"
 #include "nn/norm_act_ops.h"
+#include "nn/sparse_conv2d.h"
 
 namespace mest::nn {
 
@@ -26,6 +28,8 @@ BasicBlock<T>::BasicBlock(std::string name, int64_t in_channels, int64_t out_cha
       conv2_(make_conv(name + ".conv2",
                        Conv2dConfig{mid_channels > 0 ? mid_channels : out_channels, out_channels, 3, 1, 1, false})),
       bn2_(name + ".bn2", out_channels, false) {
+    sparse_conv2_ = dynamic_cast<SparseConv2d<T> *>(conv2_.get());
+    fuse_bn1_ = std::is_same_v<T, float> && sparse_conv2_ != nullptr;
     if (shortcut_ == ShortcutKind::kConvBn) {
         short_conv_ = make_conv(name + ".shortcut.0", Conv2dConfig{in_channels, out_channels, 1, stride, 0, false});
         short_bn_ = std::make_unique<BatchNorm2d<T>>(name + ".shortcut.1", out_channels, false);
@@ -71,12 +75,21 @@ template <typename T>
 Tensor<T> BasicBlock<T>::forward(const Tensor<T> & x, bool training) {
     input_shape_ = x.shape();
     Tensor<T> c1 = conv1_->forward(x, training);
-    std::shared_ptr<Tensor<T>> a1 = shared_scratch<T>(c1.shape());
-    bn1_.forward_into(c1, training, *a1);
-    c1 = Tensor<T>();
-    Tensor<T> c2 = conv2_->forward(*a1, training);
-    a1_ = training ? a1 : nullptr;
-    a1.reset();
+    Tensor<T> c2;
+    fused_forward_ = training && fuse_bn1_;
+    if (fuse_bn1_) {
+        // Statistics only; conv2 kept its own copy of the scale and shift, and BN1 keeps c1.
+        bn1_.normalize(c1, training, [](int64_t, T, T) {});
+        c2 = sparse_conv2_->forward_transformed(c1, {bn1_.scales(), bn1_.shifts(), bn1_.fused_relu()}, training);
+        c1 = Tensor<T>();
+        a1_ = nullptr;
+    } else {
+        std::shared_ptr<Tensor<T>> a1 = shared_scratch<T>(c1.shape());
+        bn1_.forward_into(c1, training, *a1);
+        c1 = Tensor<T>();
+        c2 = conv2_->forward(*a1, training);
+        a1_ = training ? a1 : nullptr;
+    }
 
     const int64_t n_batch = c2.dim(0), plane = c2.dim(2) * c2.dim(3);
     Shape s_shape = x.shape();
@@ -164,17 +177,22 @@ void BasicBlock<T>::add_shortcut_grad(const Tensor<T> & dy, Tensor<T> & dx) {
 
 template <typename T>
 Tensor<T> BasicBlock<T>::backward(const Tensor<T> & dy) {
-    MEST_CHECK(!out_mask_.empty() && a1_) << this->name_ << ": backward without a training forward";
+    MEST_CHECK(!out_mask_.empty() && (fused_forward_ || a1_)) << this->name_ << ": backward without a training forward";
     if (recompute_c2_) {
-        bn1_.recompute_output(*a1_);
-        bn2_.set_saved_input(conv2_->forward(*a1_, true));
+        if (fused_forward_) {
+            bn2_.set_saved_input(sparse_conv2_->recompute_forward());
+        } else {
+            bn1_.recompute_output(*a1_);
+            bn2_.set_saved_input(conv2_->forward(*a1_, true));
+        }
     }
     Tensor<T> d2 = bn2_.backward_bits(dy, out_mask_);
-    if (!recompute_c2_) bn1_.recompute_output(*a1_);
+    if (!recompute_c2_ && !fused_forward_) bn1_.recompute_output(*a1_);
     Tensor<T> da = conv2_->backward(d2);
     d2 = Tensor<T>();
     bn1_.backward_inplace(da);
     a1_.reset();
+    fused_forward_ = false;
     Tensor<T> dx = conv1_->backward(da);
     da = Tensor<T>();
     if (!this->input_grad_required_) {
@@ -236,6 +254,7 @@ void BasicBlock<T>::release_saved() {
         short_bn_->release_saved();
     }
     a1_.reset();
+    fused_forward_ = false;
     out_mask_ = ops::PlaneBits();
 }
 

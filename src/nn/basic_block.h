@@ -6,8 +6,11 @@
 // conv2's output (BN2), BN statistics and the final ReLU mask as bits; its output is the next
 // layer's input. a1 = relu(bn1(conv1 x)), conv2's input, is not kept: every block of one shape
 // writes it into one shared scratch tensor, which conv2 saves, and backward rebuilds it there (one
-// elementwise pass) just before conv2's backward reads it. BN2's normalisation, the shortcut's BN,
-// the add and the ReLU are one pass per channel, right after BN2's statistics for that channel.
+// elementwise pass) just before conv2's backward reads it. When conv2 is a SparseConv2d (fp32) even
+// that goes: BN1 computes statistics only and conv2 applies its scale, shift and ReLU to conv1's
+// output while staging it (forward, recompute and backward-weights), so a1 never exists and those
+// two passes disappear. BN2's normalisation, the shortcut's BN, the add and the ReLU are one pass
+// per channel, right after BN2's statistics for that channel.
 #pragma once
 #include <functional>
 #include <memory>
@@ -18,6 +21,9 @@
 namespace mest::nn {
 
 enum class ShortcutKind { kIdentity, kPadSubsample, kConvBn };
+
+template <typename T>
+class SparseConv2d;
 
 // Builds the block's two 3x3 convolutions: dense by default, sparse when the model asks for it.
 template <typename T>
@@ -49,6 +55,12 @@ public:
     void set_input_grad_required(bool required) override;
     Shape output_shape(const Shape & input) const override { return conv1_->output_shape(input); }
 
+    // Whether BN1+ReLU runs inside conv2's input staging (default: whenever conv2 is sparse and T is
+    // float; double only on request, for the gradient checks). No effect on a dense conv2. Set it
+    // between steps, not between a forward and its backward.
+    void set_fuse_bn1_into_conv2(bool fuse) { fuse_bn1_ = fuse && sparse_conv2_ != nullptr; }
+    bool fuses_bn1_into_conv2() const { return fuse_bn1_; }
+
     Module<T> & conv1() { return *conv1_; }
     Module<T> & conv2() { return *conv2_; }
     ShortcutKind shortcut_kind() const { return shortcut_; }
@@ -67,7 +79,10 @@ private:
     ModulePtr<T> short_conv_;
     std::unique_ptr<BatchNorm2d<T>> short_bn_;
     Shape input_shape_;
-    std::shared_ptr<Tensor<T>> a1_;  // the shared scratch conv2 saved, to rebuild a1 in
+    SparseConv2d<T> * sparse_conv2_ = nullptr;  // conv2_, when it is sparse
+    bool fuse_bn1_ = false;
+    bool fused_forward_ = false;     // the last training forward took the fused path
+    std::shared_ptr<Tensor<T>> a1_;  // unfused: the shared scratch conv2 saved, to rebuild a1 in
     ops::PlaneBits out_mask_;        // [output > 0]
 };
 

@@ -39,6 +39,9 @@ public:
     void set_saved_input(const Tensor<T> & x) { saved_input_ = x; }
     T scale(int64_t c) const { return scale_[static_cast<std::size_t>(c)]; }
     T shift(int64_t c) const { return shift_[static_cast<std::size_t>(c)]; }
+    // The last normalize()'s per-channel scale and shift ([channels]), valid until the next one.
+    const T * scales() const { return scale_.data(); }
+    const T * shifts() const { return shift_.data(); }
 
     // Backward with the ReLU mask taken from a tensor the caller keeps (null: no mask).
     Tensor<T> backward_masked(const Tensor<T> & dy, const Tensor<T> * relu_output);

@@ -67,22 +67,52 @@ kernels::BlockSparseView SparseConv2d<T>::view() const {
 }
 
 template <typename T>
-Tensor<T> SparseConv2d<T>::forward(const Tensor<T> & x, bool training) {
+Tensor<T> SparseConv2d<T>::run_forward(const Tensor<T> & x, const kernels::BasicInputTransform<T> * transform) {
     ScopedOpTimer timer(OpKind::kSparseConvForward);
     const auto g = geometry_for(x.shape());
     Tensor<T> y(output_shape(x.shape()), MemCategory::kActivations);
     const T * values = weights_.param().value.data();
     if constexpr (std::is_same_v<T, float>) {
         if (backend_ == ConvBackend::kAuto) {
-            kernels::sparse_conv2d_forward(g, view(), values, x.data(), y.data());
+            kernels::sparse_conv2d_forward(g, view(), values, x.data(), y.data(), transform);
         } else {
-            kernels::sparse_conv2d_forward_reference(g, view(), values, x.data(), y.data());
+            kernels::sparse_conv2d_forward_reference(g, view(), values, x.data(), y.data(), transform);
         }
     } else {
-        kernels::sparse_conv2d_forward_reference(g, view(), values, x.data(), y.data());
+        kernels::sparse_conv2d_forward_reference(g, view(), values, x.data(), y.data(), transform);
     }
-    saved_input_ = training ? x : Tensor<T>();
     return y;
+}
+
+template <typename T>
+Tensor<T> SparseConv2d<T>::forward(const Tensor<T> & x, bool training) {
+    Tensor<T> y = run_forward(x, nullptr);
+    saved_input_ = training ? x : Tensor<T>();
+    has_transform_ = false;
+    return y;
+}
+
+template <typename T>
+Tensor<T> SparseConv2d<T>::forward_transformed(const Tensor<T> & x, const kernels::BasicInputTransform<T> & transform,
+                                               bool training) {
+    MEST_CHECK(x.shape().rank == 4 && x.dim(1) == config_.conv.in_channels && transform.scale && transform.shift)
+        << this->name_ << ": transformed input " << x.shape().str();
+    Tensor<T> y = run_forward(x, &transform);
+    saved_input_ = training ? x : Tensor<T>();
+    has_transform_ = training;
+    if (training) {
+        const auto c = static_cast<std::size_t>(config_.conv.in_channels);
+        transform_scale_.assign(transform.scale, transform.scale + c);
+        transform_shift_.assign(transform.shift, transform.shift + c);
+        transform_ = {transform_scale_.data(), transform_shift_.data(), transform.relu};
+    }
+    return y;
+}
+
+template <typename T>
+Tensor<T> SparseConv2d<T>::recompute_forward() {
+    MEST_CHECK(!saved_input_.empty()) << this->name_ << ": recompute without a training forward";
+    return run_forward(saved_input_, saved_transform());
 }
 
 template <typename T>
@@ -91,6 +121,7 @@ Tensor<T> SparseConv2d<T>::backward(const Tensor<T> & dy) {
     const auto g = geometry_for(saved_input_.shape());
     MEST_CHECK(dy.shape() == output_shape(saved_input_.shape())) << this->name_ << ": dy " << dy.shape().str();
     auto & p = weights_.param();
+    const kernels::BasicInputTransform<T> * transform = saved_transform();
     Tensor<T> dx;
     if (this->input_grad_required_) dx = Tensor<T>(saved_input_.shape(), MemCategory::kActivations);
     bool fast = false;
@@ -99,18 +130,20 @@ Tensor<T> SparseConv2d<T>::backward(const Tensor<T> & dy) {
         if (fast) {
             {
                 ScopedOpTimer timer(OpKind::kSparseConvBackwardWeights);
-                kernels::sparse_conv2d_backward_weights(g, view(), saved_input_.data(), dy.data(), p.grad.data());
+                kernels::sparse_conv2d_backward_weights(g, view(), saved_input_.data(), dy.data(), p.grad.data(),
+                                                        transform);
             }
             ScopedOpTimer timer(OpKind::kSparseConvBackwardData);
             if (!dx.empty()) kernels::sparse_conv2d_backward_data(g, view(), p.value.data(), dy.data(), dx.data());
         }
     }
     if (!fast) {
-        kernels::sparse_conv2d_backward_weights_reference(g, view(), saved_input_.data(), dy.data(), p.grad.data());
+        kernels::sparse_conv2d_backward_weights_reference(g, view(), saved_input_.data(), dy.data(), p.grad.data(),
+                                                          transform);
         if (!dx.empty())
             kernels::sparse_conv2d_backward_data_reference(g, view(), p.value.data(), dy.data(), dx.data());
     }
-    saved_input_ = Tensor<T>();
+    release_saved();
     return dx;
 }
 

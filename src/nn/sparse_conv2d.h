@@ -3,6 +3,7 @@
 #pragma once
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "kernels/sparse_conv_reference.h"
 #include "nn/conv2d.h"
@@ -25,10 +26,21 @@ public:
     SparseConv2d(std::string name, const SparseConvConfig & config, std::span<const sparse::UnitPosition> units);
 
     Tensor<T> forward(const Tensor<T> & x, bool training) override;
+    // The convolution of transform(x) (per input channel scale * x + shift, then ReLU), transform
+    // applied as the kernels stage x: a residual block's conv2 reads relu(bn1(h)) from h itself.
+    // Training keeps x and a copy of the transform's per-channel arrays, so backward-weights reads
+    // the same transformed values and the caller's arrays need not outlive the call.
+    Tensor<T> forward_transformed(const Tensor<T> & x, const kernels::BasicInputTransform<T> & transform,
+                                  bool training);
+    // The last training forward again, from the input (and transform) it kept; they stay kept.
+    Tensor<T> recompute_forward();
     Tensor<T> backward(const Tensor<T> & dy) override;
     void collect_parameters(std::vector<Parameter<T> *> & out) override { out.push_back(&weights_.param()); }
     void initialize(Rng & rng) override;
-    void release_saved() override { saved_input_ = Tensor<T>(); }
+    void release_saved() override {
+        saved_input_ = Tensor<T>();
+        has_transform_ = false;
+    }
     Shape output_shape(const Shape & input) const override;
 
     void set_backend(ConvBackend backend) { backend_ = backend; }
@@ -38,11 +50,17 @@ public:
 private:
     kernels::ConvGeometry geometry_for(const Shape & input) const;
     kernels::BlockSparseView view() const;
+    Tensor<T> run_forward(const Tensor<T> & x, const kernels::BasicInputTransform<T> * transform);
+    const kernels::BasicInputTransform<T> * saved_transform() const { return has_transform_ ? &transform_ : nullptr; }
 
     SparseConvConfig config_;
     sparse::BlockSparseMatrix<T> weights_;
     ConvBackend backend_ = ConvBackend::kAuto;
     Tensor<T> saved_input_;
+    // The transform the kept input was read through, if any (transform_ points into the vectors).
+    bool has_transform_ = false;
+    std::vector<T> transform_scale_, transform_shift_;
+    kernels::BasicInputTransform<T> transform_;
 };
 
 // Draws exactly round((1 - sparsity) * total) distinct units uniformly at random.
