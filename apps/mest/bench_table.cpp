@@ -112,14 +112,13 @@ int run_table_bench(const BenchArgs & args) {
                 std::snprintf(name, sizeof name, "dense");
             else
                 std::snprintf(name, sizeof name, "%s %.0f%%", row.scheme.c_str(), 100 * row.sparsity);
-            if (anchor)
-                std::printf(
-                    "| %s | %.1f | %.2fx | %.0f | %.2fx | %s |\n", name, ms, t_ms / ms, rss, rss / t_rss,
-                    row.scheme == "dense" ? "1" : (std::to_string(median(row.state_ratio)).substr(0, 5) + "x").c_str());
-            else
-                std::printf(
-                    "| %s | %.1f | - | %.0f | - | %s |\n", name, ms, rss,
-                    row.scheme == "dense" ? "1" : (std::to_string(median(row.state_ratio)).substr(0, 5) + "x").c_str());
+            char speed[32] = "-", memory[32] = "-", state[32] = "1";
+            if (anchor) {
+                std::snprintf(speed, sizeof speed, "%.2fx", t_ms / ms);
+                std::snprintf(memory, sizeof memory, "%.2fx", rss / t_rss);
+            }
+            if (row.scheme != "dense") std::snprintf(state, sizeof state, "%.3fx", median(row.state_ratio));
+            std::printf("| %s | %.1f | %s | %.0f | %s | %s |\n", name, ms, speed, rss, memory, state);
         }
     }
     return 0;

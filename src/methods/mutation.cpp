@@ -15,6 +15,7 @@ namespace mest::methods {
 namespace {
 
 using sparse::BlockSparseMatrix;
+using sparse::partial_shuffle;
 using sparse::UnitPosition;
 
 // ||values of `count` consecutive entries from `first`||_2 (+ lambda * the same over |g|).
@@ -94,10 +95,11 @@ MutationStats mutate_units(BlockSparseMatrix<T> & m, const MutationBounds & boun
         std::vector<int64_t> free;
         for (int64_t id = 0; id < total; ++id)
             if (is_free(id) && !chosen.count(id)) free.push_back(id);
-        for (std::size_t i = 0; static_cast<int64_t>(grow.size()) < grow_count; ++i) {
-            const auto j = i + static_cast<std::size_t>(rng.below(static_cast<uint64_t>(free.size() - i)));
-            std::swap(free[i], free[j]);
-            grow.push_back({static_cast<int32_t>(free[i] / shape.cols), static_cast<int32_t>(free[i] % shape.cols)});
+        const auto missing = grow_count - static_cast<int64_t>(grow.size());
+        partial_shuffle(free, missing, rng);
+        for (int64_t i = 0; i < missing; ++i) {
+            const int64_t id = free[static_cast<std::size_t>(i)];
+            grow.push_back({static_cast<int32_t>(id / shape.cols), static_cast<int32_t>(id % shape.cols)});
         }
     }
     MutationStats stats{static_cast<int64_t>(prune.size()), static_cast<int64_t>(grow.size()), m.nnz(), 0};

@@ -69,6 +69,11 @@ bool SparseLayerFactory<T>::makes_sparse(LayerRole role) const {
 }
 
 template <typename T>
+int64_t SparseLayerFactory<T>::unit_rows() const {
+    return scheme_ == sparse::Scheme::kBlock ? config_.block_rows : 1;
+}
+
+template <typename T>
 double SparseLayerFactory<T>::layer_sparsity(const std::string & name) const {
     if (distribution_ == sparse::Distribution::kUniform) return config_.sparsity;
     const auto it = densities_.find(name);
@@ -144,27 +149,22 @@ ModulePtr<T> SparseLayerFactory<T>::channel_conv(const std::string & name, const
 
 template <typename T>
 ModulePtr<T> SparseLayerFactory<T>::conv(const std::string & name, const Conv2dConfig & config, LayerRole role) {
-    if (scheme_ == sparse::Scheme::kChannel && role == LayerRole::kResidual && !planning_)
-        return channel_conv(name, config);
-    if (!makes_sparse(role)) {
-        if (planning_)
-            return std::make_unique<PlanStub<T>>(name, [config, name](const Shape & in) {
-                const auto g = conv_geometry(config, in, name);
-                return Shape{g.batch, g.out_channels, g.out_height(), g.out_width()};
-            });
-        return std::make_unique<Conv2d<T>>(name, config);
-    }
-    MEST_INPUT_CHECK(!config.bias) << name << ": sparse convolutions have no bias";
+    // The channel scheme allows only the uniform distribution, so it never plans.
+    if (scheme_ == sparse::Scheme::kChannel && role == LayerRole::kResidual) return channel_conv(name, config);
+    const bool sparse = makes_sparse(role);
+    MEST_INPUT_CHECK(!sparse || !config.bias) << name << ": sparse convolutions have no bias";
     if (planning_) {
-        plan_.push_back({name, {config.out_channels, config.in_channels, config.kernel, config.kernel}, config.kernel});
+        if (sparse)
+            plan_.push_back(
+                {name, {config.out_channels, config.in_channels, config.kernel, config.kernel}, config.kernel});
         return std::make_unique<PlanStub<T>>(name, [config, name](const Shape & in) {
             const auto g = conv_geometry(config, in, name);
             return Shape{g.batch, g.out_channels, g.out_height(), g.out_width()};
         });
     }
+    if (!sparse) return std::make_unique<Conv2d<T>>(name, config);
     const double s = layer_sparsity(name);
-    const int64_t block_rows = scheme_ == sparse::Scheme::kBlock ? config_.block_rows : 1;
-    const SparseConvConfig sc{config, block_rows, s};
+    const SparseConvConfig sc{config, unit_rows(), s};
     const auto units =
         sparse::random_scheme_units(scheme_, sparse_matrix_shape(sc), config.kernel, config.kernel, s, mask_rng_);
     return std::make_unique<SparseConv2d<T>>(name, sc, units);
@@ -181,7 +181,7 @@ ModulePtr<T> SparseLayerFactory<T>::linear(const std::string & name, int64_t in_
     }
     if (!makes_sparse(role)) return std::make_unique<Linear<T>>(name, in_features, out_features);
     const double s = layer_sparsity(name);
-    const int64_t block_rows = scheme_ == sparse::Scheme::kBlock ? config_.block_rows : 1;
+    const int64_t block_rows = unit_rows();
     const sparse::BlockSparseShape shape{out_features, in_features, block_rows};
     // Linear layers have no kernels: the pattern scheme falls back to unstructured (1x1 "taps").
     auto units = sparse::random_scheme_units(scheme_, shape, 1, 1, s, mask_rng_);

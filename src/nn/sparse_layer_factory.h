@@ -60,6 +60,7 @@ public:
 
 private:
     double layer_sparsity(const std::string & name) const;
+    int64_t unit_rows() const;  // block_rows of a compressed layer: --block-rows for block, else 1
     ModulePtr<T> channel_conv(const std::string & name, const Conv2dConfig & config) const;
 
     SparsityConfig config_;

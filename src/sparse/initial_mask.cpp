@@ -15,10 +15,7 @@ namespace {
 std::vector<int64_t> random_subset(int64_t n, int64_t count, Rng & rng) {
     std::vector<int64_t> ids(static_cast<std::size_t>(n));
     std::iota(ids.begin(), ids.end(), int64_t{0});
-    for (int64_t i = 0; i < count; ++i) {
-        const auto j = i + static_cast<int64_t>(rng.below(static_cast<uint64_t>(n - i)));
-        std::swap(ids[static_cast<std::size_t>(i)], ids[static_cast<std::size_t>(j)]);
-    }
+    partial_shuffle(ids, count, rng);
     ids.resize(static_cast<std::size_t>(count));
     return ids;
 }

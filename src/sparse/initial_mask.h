@@ -3,6 +3,7 @@
 // uniformly random mask; we draw the mask directly so no dense weight is ever formed.
 #pragma once
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "core/rng.h"
@@ -10,6 +11,16 @@
 #include "sparse/scheme.h"
 
 namespace mest::sparse {
+
+// Moves a uniformly random choice of `count` items, in random order, to the front of `items`
+// (partial Fisher-Yates: one rng.below per item chosen).
+template <typename Item>
+void partial_shuffle(std::vector<Item> & items, int64_t count, Rng & rng) {
+    for (std::size_t i = 0; i < static_cast<std::size_t>(count); ++i) {
+        const auto j = i + static_cast<std::size_t>(rng.below(static_cast<uint64_t>(items.size() - i)));
+        std::swap(items[i], items[j]);
+    }
+}
 
 // Exactly round((1 - sparsity) * total_units) distinct units, uniformly at random.
 std::vector<UnitPosition> random_units(const BlockSparseShape & shape, double sparsity, Rng & rng);

@@ -162,7 +162,7 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
         per_epoch * config.epochs, per_epoch);
 
     prepare_run_dir(dir, options);
-    ModelTensors tensors = model_tensors(*model);
+    const ModelTensors tensors = model_tensors(*model);
     int start_epoch = 0;
     int64_t iteration = 0;
     RunSummary summary;
@@ -218,11 +218,7 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
         const auto epoch_start = std::chrono::steady_clock::now();
         if (mest) {
             const auto updates = mest->begin_epoch(epoch, config.epochs);
-            if (!updates.empty()) {
-                // Mutation re-packs the sparse layers' buffers: the checkpoint view must follow.
-                tensors = model_tensors(*model);
-                log_mutation(topology, epoch, updates);
-            }
+            if (!updates.empty()) log_mutation(topology, epoch, updates);
         }
         train_loader.start_epoch(epoch);
         ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(config.epochs), per_epoch,
