@@ -91,8 +91,7 @@ int run_layer_bench(const BenchArgs & args) {
                     "bench", config, sparse::random_scheme_units(kind, nn::sparse_matrix_shape(config), 3, 3, s, rng));
                 layer.initialize(rng);
                 auto & m = layer.weights();
-                const kernels::BlockSparseView v{m.shape().rows, m.shape().cols, m.shape().block_rows, m.block_ptr(),
-                                                 m.col_idx(),    m.col_ptr(),    m.col_row(),          m.col_value()};
+                const kernels::BlockSparseView v = m.view(true);
                 const float * values = m.param().value.data();
                 std::vector<float> grads(m.param().size());
                 const Timings t{
@@ -128,8 +127,7 @@ int run_layer_bench(const BenchArgs & args) {
                 const nn::SparseConvConfig full{{cin, cout, 3, L.stride, 1, false}, 4, 0.0};
                 nn::SparseConv2d<float> layer("bench", full, rng);
                 auto & m = layer.weights();
-                const kernels::BlockSparseView v{m.shape().rows, m.shape().cols, m.shape().block_rows, m.block_ptr(),
-                                                 m.col_idx(),    m.col_ptr(),    m.col_row(),          m.col_value()};
+                const kernels::BlockSparseView v = m.view(true);
                 std::vector<float> grads(m.param().size());
                 const float * values = m.param().value.data();
                 const Timings k{

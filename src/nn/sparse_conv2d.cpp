@@ -54,19 +54,6 @@ Shape SparseConv2d<T>::output_shape(const Shape & input) const {
 }
 
 template <typename T>
-kernels::BlockSparseView SparseConv2d<T>::view() const {
-    const auto & s = weights_.shape();
-    return {s.rows,
-            s.cols,
-            s.block_rows,
-            weights_.block_ptr(),
-            weights_.col_idx(),
-            weights_.col_ptr(),
-            weights_.col_row(),
-            weights_.col_value()};
-}
-
-template <typename T>
 Tensor<T> SparseConv2d<T>::run_forward(const Tensor<T> & x, const kernels::BasicInputTransform<T> * transform) {
     ScopedOpTimer timer(OpKind::kSparseConvForward);
     const auto g = geometry_for(x.shape());
@@ -74,12 +61,12 @@ Tensor<T> SparseConv2d<T>::run_forward(const Tensor<T> & x, const kernels::Basic
     const T * values = weights_.param().value.data();
     if constexpr (std::is_same_v<T, float>) {
         if (backend_ == ConvBackend::kAuto) {
-            kernels::sparse_conv2d_forward(g, view(), values, x.data(), y.data(), transform);
+            kernels::sparse_conv2d_forward(g, weights_.view(false), values, x.data(), y.data(), transform);
         } else {
-            kernels::sparse_conv2d_forward_reference(g, view(), values, x.data(), y.data(), transform);
+            kernels::sparse_conv2d_forward_reference(g, weights_.view(false), values, x.data(), y.data(), transform);
         }
     } else {
-        kernels::sparse_conv2d_forward_reference(g, view(), values, x.data(), y.data(), transform);
+        kernels::sparse_conv2d_forward_reference(g, weights_.view(false), values, x.data(), y.data(), transform);
     }
     return y;
 }
@@ -130,18 +117,20 @@ Tensor<T> SparseConv2d<T>::backward(const Tensor<T> & dy) {
         if (fast) {
             {
                 ScopedOpTimer timer(OpKind::kSparseConvBackwardWeights);
-                kernels::sparse_conv2d_backward_weights(g, view(), saved_input_.data(), dy.data(), p.grad.data(),
-                                                        transform);
+                kernels::sparse_conv2d_backward_weights(g, weights_.view(false), saved_input_.data(), dy.data(),
+                                                        p.grad.data(), transform);
             }
             ScopedOpTimer timer(OpKind::kSparseConvBackwardData);
-            if (!dx.empty()) kernels::sparse_conv2d_backward_data(g, view(), p.value.data(), dy.data(), dx.data());
+            if (!dx.empty())
+                kernels::sparse_conv2d_backward_data(g, weights_.view(true), p.value.data(), dy.data(), dx.data());
         }
     }
     if (!fast) {
-        kernels::sparse_conv2d_backward_weights_reference(g, view(), saved_input_.data(), dy.data(), p.grad.data(),
-                                                          transform);
+        kernels::sparse_conv2d_backward_weights_reference(g, weights_.view(false), saved_input_.data(), dy.data(),
+                                                          p.grad.data(), transform);
         if (!dx.empty())
-            kernels::sparse_conv2d_backward_data_reference(g, view(), p.value.data(), dy.data(), dx.data());
+            kernels::sparse_conv2d_backward_data_reference(g, weights_.view(true), p.value.data(), dy.data(),
+                                                           dx.data());
     }
     release_saved();
     return dx;

@@ -49,7 +49,6 @@ public:
 
 private:
     kernels::ConvGeometry geometry_for(const Shape & input) const;
-    kernels::BlockSparseView view() const;
     Tensor<T> run_forward(const Tensor<T> & x, const kernels::BasicInputTransform<T> * transform);
     const kernels::BasicInputTransform<T> * saved_transform() const { return has_transform_ ? &transform_ : nullptr; }
 

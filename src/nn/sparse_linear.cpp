@@ -46,18 +46,6 @@ Shape SparseLinear<T>::output_shape(const Shape & input) const {
 }
 
 template <typename T>
-kernels::BlockSparseView SparseLinear<T>::view(bool transposed) const {
-    const auto & s = weights_.shape();
-    kernels::BlockSparseView v{s.rows, s.cols, s.block_rows, weights_.block_ptr(), weights_.col_idx()};
-    if (transposed) {
-        v.col_ptr = weights_.col_ptr();
-        v.col_row = weights_.col_row();
-        v.col_value = weights_.col_value();
-    }
-    return v;
-}
-
-template <typename T>
 bool SparseLinear<T>::optimized() const {
     return std::is_same_v<T, float> && backend_ == ConvBackend::kAuto;
 }
@@ -71,12 +59,12 @@ Tensor<T> SparseLinear<T>::forward(const Tensor<T> & x, bool training) {
     const T * values = weights_.param().value.data();
     if constexpr (std::is_same_v<T, float>) {
         if (optimized()) {
-            kernels::sparse_linear_forward(view(false), values, n, x.data(), y.data());
+            kernels::sparse_linear_forward(weights_.view(false), values, n, x.data(), y.data());
         } else {
-            kernels::sparse_linear_forward_reference(view(false), values, n, x.data(), y.data());
+            kernels::sparse_linear_forward_reference(weights_.view(false), values, n, x.data(), y.data());
         }
     } else {
-        kernels::sparse_linear_forward_reference(view(false), values, n, x.data(), y.data());
+        kernels::sparse_linear_forward_reference(weights_.view(false), values, n, x.data(), y.data());
     }
     if (bias_) {
         for (int64_t i = 0; i < n; ++i)
@@ -98,19 +86,20 @@ Tensor<T> SparseLinear<T>::backward(const Tensor<T> & dy) {
         if (optimized()) {
             // One call shares the transposed dy between both products.
             ScopedOpTimer timer(OpKind::kSparseConvBackwardWeights);
-            kernels::sparse_linear_backward(view(!dx.empty()), p.value.data(), n, saved_input_.data(), dy.data(),
-                                            dx.empty() ? nullptr : dx.data(), p.grad.data());
+            kernels::sparse_linear_backward(weights_.view(!dx.empty()), p.value.data(), n, saved_input_.data(),
+                                            dy.data(), dx.empty() ? nullptr : dx.data(), p.grad.data());
         }
     }
     if (!optimized()) {
         {
             ScopedOpTimer timer(OpKind::kSparseConvBackwardWeights);
-            kernels::sparse_linear_backward_weights_reference(view(false), n, saved_input_.data(), dy.data(),
+            kernels::sparse_linear_backward_weights_reference(weights_.view(false), n, saved_input_.data(), dy.data(),
                                                               p.grad.data());
         }
         ScopedOpTimer timer(OpKind::kSparseConvBackwardData);
         if (!dx.empty())
-            kernels::sparse_linear_backward_data_reference(view(true), p.value.data(), n, dy.data(), dx.data());
+            kernels::sparse_linear_backward_data_reference(weights_.view(true), p.value.data(), n, dy.data(),
+                                                           dx.data());
     }
     if (bias_) {
         for (int64_t j = 0; j < out_features_; ++j) {

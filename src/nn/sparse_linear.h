@@ -34,8 +34,6 @@ public:
     int64_t out_features() const { return out_features_; }
 
 private:
-    // The transposed view is built on demand (BlockSparseMatrix): only backward-data asks for it.
-    kernels::BlockSparseView view(bool transposed) const;
     bool optimized() const;
 
     int64_t in_features_, out_features_;

@@ -103,6 +103,17 @@ void BlockSparseMatrix<T>::ensure_transpose() const {
 }
 
 template <typename T>
+kernels::BlockSparseView BlockSparseMatrix<T>::view(bool with_transpose) const {
+    kernels::BlockSparseView v{shape_.rows, shape_.cols, shape_.block_rows, block_ptr(), col_idx()};
+    if (with_transpose) {
+        v.col_ptr = col_ptr();
+        v.col_row = col_row();
+        v.col_value = col_value();
+    }
+    return v;
+}
+
+template <typename T>
 const int32_t * BlockSparseMatrix<T>::col_ptr() const {
     ensure_transpose();
     return transpose_cache().col_ptr.data();

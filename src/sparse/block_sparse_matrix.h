@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/buffer.h"
+#include "kernels/sparse_conv_reference.h"
 #include "nn/parameter.h"
 
 namespace mest::sparse {
@@ -58,6 +59,10 @@ public:
     const int32_t * col_ptr() const;
     const int32_t * col_row() const;
     const int32_t * col_value() const;
+
+    // What the kernels read. The transposed fields are filled (and the view built) only when asked:
+    // only backward-data needs them.
+    kernels::BlockSparseView view(bool with_transpose) const;
 
     // Removes the given units (indices into the current unit list) and adds new units (positions that
     // are currently empty) with value, gradient and optimizer state zero. O(nnz + k log k).

@@ -15,8 +15,7 @@
 namespace mest::test {
 
 inline kernels::BlockSparseView view_of(const sparse::BlockSparseMatrix<float> & m) {
-    const auto & s = m.shape();
-    return {s.rows, s.cols, s.block_rows, m.block_ptr(), m.col_idx(), m.col_ptr(), m.col_row(), m.col_value()};
+    return m.view(true);
 }
 
 inline std::vector<float> random_vector(std::size_t n, Rng & rng) {
