@@ -9,8 +9,9 @@
 namespace mest {
 
 const char * mem_category_name(MemCategory category) {
-    static constexpr const char * kNames[] = {
-        "parameters", "gradients", "optimizer_state", "activations", "workspace", "sparse_indices", "data"};
+    static constexpr const char * kNames[] = {"parameters",  "gradients",   "optimizer_state",
+                                              "activations", "workspace",   "sparse_indices",
+                                              "data",        "method_dense"};
     static_assert(sizeof(kNames) / sizeof(kNames[0]) == kMemCategoryCount);
     return kNames[static_cast<int>(category)];
 }

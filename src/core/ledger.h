@@ -16,6 +16,9 @@ enum class MemCategory : int {
     kWorkspace,
     kSparseIndices,
     kData,
+    // Dense or complement-sized buffers that only some baselines need (RigL/SNFS gradients at empty
+    // positions, SNFS's dense momentum, LTH's rewind snapshot): kept apart so their cost is visible.
+    kMethodDense,
     kCount,
 };
 constexpr int kMemCategoryCount = static_cast<int>(MemCategory::kCount);

@@ -7,7 +7,8 @@
 namespace mest::methods {
 
 MestMethod::MestMethod(nn::Sequential<float> & net, sparse::Scheme scheme, const MestConfig & config)
-    : layers_(find_sparse_layers(net, scheme)), config_(config) {
+    : config_(config) {
+    layers_ = find_sparse_layers(net, scheme);
     MEST_INPUT_CHECK(!layers_.empty()) << "--method mest*: the model has no sparse layers to mutate";
     MEST_INPUT_CHECK(scheme != sparse::Scheme::kChannel)
         << "--scheme channel: MEST mutation of whole filters is not implemented yet (unstructured, block, pattern)";
@@ -19,7 +20,7 @@ std::vector<LayerUpdate> MestMethod::begin_epoch(int epoch, int epochs) {
     if (!is_update_epoch(config_.schedule, epoch, epochs)) return updates;
     const MutationBounds bounds = mest_bounds(config_.variant, config_.schedule, epoch, epochs);
     // Drawn from (seed, epoch) alone, so a run resumed at an epoch boundary mutates identically.
-    Rng rng(config_.seed ^ (0x6d657374ULL + 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(epoch + 1)));
+    Rng rng = method_rng(config_.seed, 0x6d657374ULL, epoch);
     for (std::size_t i = 0; i < layers_.size(); ++i) {
         auto & layer = layers_[i];
         std::span<const float> grad;

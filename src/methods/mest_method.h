@@ -11,6 +11,7 @@
 #include "methods/mest_schedule.h"
 #include "methods/mutation.h"
 #include "methods/sparse_layer_handles.h"
+#include "methods/sparse_method.h"
 
 namespace mest::methods {
 
@@ -22,13 +23,7 @@ struct MestConfig {
     uint64_t seed = 914;
 };
 
-struct LayerUpdate {
-    std::string layer;
-    MutationBounds bounds;
-    MutationStats stats;
-};
-
-class MestMethod {
+class MestMethod : public SparseMethod {
 public:
     MestMethod(nn::Sequential<float> & net, sparse::Scheme scheme, const MestConfig & config);
 
@@ -39,10 +34,15 @@ public:
     // next epoch updates.
     void after_backward(int epoch, int epochs, int64_t step_in_epoch, int64_t steps_per_epoch);
 
-    const std::vector<SparseLayerHandle> & layers() const { return layers_; }
+    std::vector<LayerUpdate> begin_epoch(const StepContext & ctx) override {
+        return begin_epoch(ctx.epoch, ctx.epochs);
+    }
+    std::vector<LayerUpdate> after_step(const StepContext & ctx) override {
+        after_backward(ctx.epoch, ctx.epochs, ctx.step_in_epoch, ctx.steps_per_epoch);
+        return {};
+    }
 
 private:
-    std::vector<SparseLayerHandle> layers_;
     MestConfig config_;
     std::vector<Buffer<float>> grad_sums_;  // per layer, nnz long; only when lambda > 0
 };

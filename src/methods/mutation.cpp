@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "methods/unit_selection.h"
 #include "sparse/initial_mask.h"
 #include "sparse/pattern_structure.h"
 
@@ -15,46 +16,7 @@ namespace mest::methods {
 namespace {
 
 using sparse::BlockSparseMatrix;
-using sparse::partial_shuffle;
 using sparse::UnitPosition;
-
-// ||values of `count` consecutive entries from `first`||_2 (+ lambda * the same over |g|).
-template <typename T>
-double importance(const BlockSparseMatrix<T> & m, int64_t first, int64_t count, std::span<const T> grad,
-                  double lambda) {
-    double w2 = 0.0, g2 = 0.0;
-    for (int64_t i = first; i < first + count; ++i) {
-        const double w = static_cast<double>(m.param().value[static_cast<std::size_t>(i)]);
-        w2 += w * w;
-        if (!grad.empty()) {
-            const double g = static_cast<double>(grad[static_cast<std::size_t>(i)]);
-            g2 += g * g;
-        }
-    }
-    return std::sqrt(w2) + lambda * std::sqrt(g2);
-}
-
-// Indices of the `count` smallest scores; ties by index.
-std::vector<int64_t> lowest(const std::vector<double> & score, int64_t count) {
-    std::vector<int64_t> order(score.size());
-    std::iota(order.begin(), order.end(), int64_t{0});
-    const auto less = [&](int64_t a, int64_t b) {
-        return score[static_cast<std::size_t>(a)] != score[static_cast<std::size_t>(b)]
-                   ? score[static_cast<std::size_t>(a)] < score[static_cast<std::size_t>(b)]
-                   : a < b;
-    };
-    std::nth_element(order.begin(), order.begin() + count, order.end(), less);
-    order.resize(static_cast<std::size_t>(count));
-    std::sort(order.begin(), order.end());
-    return order;
-}
-
-template <typename T>
-bool occupied(const BlockSparseMatrix<T> & m, int32_t block, int32_t col) {
-    const int32_t * begin = m.col_idx() + m.block_ptr()[block];
-    const int32_t * end = m.col_idx() + m.block_ptr()[block + 1];
-    return std::binary_search(begin, end, col);
-}
 
 template <typename T>
 MutationStats mutate_units(BlockSparseMatrix<T> & m, const MutationBounds & bounds, std::span<const T> grad,
@@ -65,43 +27,14 @@ MutationStats mutate_units(BlockSparseMatrix<T> & m, const MutationBounds & boun
         std::clamp<int64_t>(std::llround((1.0 - bounds.prune_to) * static_cast<double>(total)), 0, units);
     std::vector<double> score(static_cast<std::size_t>(units));
     for (int64_t u = 0; u < units; ++u)
-        score[static_cast<std::size_t>(u)] = importance(m, u * r, r, grad, options.lambda);
-    const std::vector<int64_t> prune = lowest(score, units - keep);
-    std::unordered_set<int64_t> pruned_ids;
-    for (int64_t u : prune) {
-        const auto p = m.unit_position(u);
-        pruned_ids.insert(static_cast<int64_t>(p.block) * shape.cols + p.col);
-    }
+        score[static_cast<std::size_t>(u)] = unit_importance(m, u * r, r, grad, options.lambda);
+    const std::vector<int64_t> prune = lowest_scores(score, units - keep);
+    std::unordered_set<int64_t> regrowable;
+    if (options.allow_regrow)
+        for (int64_t u : prune) regrowable.insert(unit_id(shape, m.unit_position(u)));
     const int64_t target =
         std::clamp<int64_t>(std::llround((1.0 - bounds.grow_to) * static_cast<double>(total)), keep, total);
-    const int64_t available = total - units + (options.allow_regrow ? static_cast<int64_t>(prune.size()) : 0);
-    const int64_t grow_count = std::min(target - keep, available);
-    const auto is_free = [&](int64_t id) {
-        const auto block = static_cast<int32_t>(id / shape.cols), col = static_cast<int32_t>(id % shape.cols);
-        if (!occupied(m, block, col)) return true;
-        return options.allow_regrow && pruned_ids.count(id) > 0;
-    };
-    std::unordered_set<int64_t> chosen;
-    std::vector<UnitPosition> grow;
-    // Rejection sampling costs O(k) draws while the layer is sparse; a dense layer falls back to
-    // listing its free units once.
-    const int64_t max_draws = 64 * grow_count + 1024;
-    for (int64_t draws = 0; static_cast<int64_t>(grow.size()) < grow_count && draws < max_draws; ++draws) {
-        const auto id = static_cast<int64_t>(rng.below(static_cast<uint64_t>(total)));
-        if (!is_free(id) || !chosen.insert(id).second) continue;
-        grow.push_back({static_cast<int32_t>(id / shape.cols), static_cast<int32_t>(id % shape.cols)});
-    }
-    if (static_cast<int64_t>(grow.size()) < grow_count) {
-        std::vector<int64_t> free;
-        for (int64_t id = 0; id < total; ++id)
-            if (is_free(id) && !chosen.count(id)) free.push_back(id);
-        const auto missing = grow_count - static_cast<int64_t>(grow.size());
-        partial_shuffle(free, missing, rng);
-        for (int64_t i = 0; i < missing; ++i) {
-            const int64_t id = free[static_cast<std::size_t>(i)];
-            grow.push_back({static_cast<int32_t>(id / shape.cols), static_cast<int32_t>(id % shape.cols)});
-        }
-    }
+    const std::vector<UnitPosition> grow = random_free_units(m, target - keep, regrowable, rng);
     MutationStats stats{static_cast<int64_t>(prune.size()), static_cast<int64_t>(grow.size()), m.nnz(), 0};
     m.mutate(prune, grow);
     stats.nnz_after = m.nnz();
@@ -152,11 +85,11 @@ MutationStats mutate_kernels(BlockSparseMatrix<T> & m, const MutationBounds & bo
         for (int64_t k : mine) {
             const auto & kern = kernels[static_cast<std::size_t>(k)];
             was_kernel[static_cast<std::size_t>(f)][static_cast<std::size_t>(kern.in_channel)] = true;
-            score.push_back(importance(m, kern.first_unit, sparse::kPatternTaps, grad, options.lambda));
+            score.push_back(unit_importance(m, kern.first_unit, sparse::kPatternTaps, grad, options.lambda));
         }
         const int64_t drop =
             std::max<int64_t>(0, static_cast<int64_t>(mine.size()) - keep_per_filter[static_cast<std::size_t>(f)]);
-        for (int64_t i : lowest(score, drop)) {
+        for (int64_t i : lowest_scores(score, drop)) {
             const auto & kern = kernels[static_cast<std::size_t>(mine[static_cast<std::size_t>(i)])];
             just_pruned[static_cast<std::size_t>(f)][static_cast<std::size_t>(kern.in_channel)] = true;
             for (int t = 0; t < sparse::kPatternTaps; ++t) prune_units.push_back(kern.first_unit + t);

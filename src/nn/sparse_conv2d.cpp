@@ -132,6 +132,20 @@ Tensor<T> SparseConv2d<T>::backward(const Tensor<T> & dy) {
             kernels::sparse_conv2d_backward_data_reference(g, weights_.view(true), p.value.data(), dy.data(),
                                                            dx.data());
     }
+    if (probe_ != nullptr) {
+        MEST_CHECK(probe_->shape().rows == weights_.shape().rows && probe_->shape().cols == weights_.shape().cols &&
+                   probe_->shape().block_rows == weights_.shape().block_rows)
+            << this->name_ << ": gradient probe of another shape";
+        ScopedOpTimer timer(OpKind::kSparseConvBackwardWeights);
+        if (fast) {
+            if constexpr (std::is_same_v<T, float>)
+                kernels::sparse_conv2d_backward_weights(g, probe_->view(), saved_input_.data(), dy.data(),
+                                                        probe_->grad_data(), transform);
+        } else {
+            kernels::sparse_conv2d_backward_weights_reference(g, probe_->view(), saved_input_.data(), dy.data(),
+                                                              probe_->grad_data(), transform);
+        }
+    }
     release_saved();
     return dx;
 }

@@ -8,6 +8,7 @@
 #include "kernels/sparse_conv_reference.h"
 #include "nn/conv2d.h"
 #include "sparse/block_sparse_matrix.h"
+#include "sparse/gradient_probe.h"
 
 namespace mest::nn {
 
@@ -46,6 +47,9 @@ public:
     void set_backend(ConvBackend backend) { backend_ = backend; }
     sparse::BlockSparseMatrix<T> & weights() { return weights_; }
     const SparseConvConfig & config() const { return config_; }
+    // While set, every backward also writes the gradient at the probe's units (null: none). The
+    // probe must match the weight's shape and outlive its use.
+    void set_gradient_probe(sparse::GradientProbe<T> * probe) { probe_ = probe; }
 
 private:
     kernels::ConvGeometry geometry_for(const Shape & input) const;
@@ -55,6 +59,7 @@ private:
     SparseConvConfig config_;
     sparse::BlockSparseMatrix<T> weights_;
     ConvBackend backend_ = ConvBackend::kAuto;
+    sparse::GradientProbe<T> * probe_ = nullptr;
     Tensor<T> saved_input_;
     // The transform the kept input was read through, if any (transform_ points into the vectors).
     bool has_transform_ = false;

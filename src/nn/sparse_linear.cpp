@@ -101,6 +101,23 @@ Tensor<T> SparseLinear<T>::backward(const Tensor<T> & dy) {
             kernels::sparse_linear_backward_data_reference(weights_.view(true), p.value.data(), n, dy.data(),
                                                            dx.data());
     }
+    if (probe_ != nullptr) {
+        MEST_CHECK(probe_->shape().rows == weights_.shape().rows && probe_->shape().cols == weights_.shape().cols &&
+                   probe_->shape().block_rows == weights_.shape().block_rows)
+            << this->name_ << ": gradient probe of another shape";
+        ScopedOpTimer timer(OpKind::kSparseConvBackwardWeights);
+        bool probed = false;
+        if constexpr (std::is_same_v<T, float>) {
+            if (optimized()) {
+                kernels::sparse_linear_backward_weights(probe_->view(), n, saved_input_.data(), dy.data(),
+                                                        probe_->grad_data());
+                probed = true;
+            }
+        }
+        if (!probed)
+            kernels::sparse_linear_backward_weights_reference(probe_->view(), n, saved_input_.data(), dy.data(),
+                                                              probe_->grad_data());
+    }
     if (bias_) {
         for (int64_t j = 0; j < out_features_; ++j) {
             T acc = 0;

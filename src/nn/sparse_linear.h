@@ -9,6 +9,7 @@
 #include "nn/conv2d.h"  // ConvBackend
 #include "nn/module.h"
 #include "sparse/block_sparse_matrix.h"
+#include "sparse/gradient_probe.h"
 
 namespace mest::nn {
 
@@ -30,6 +31,8 @@ public:
     sparse::BlockSparseMatrix<T> & weights() { return weights_; }
     const sparse::BlockSparseMatrix<T> & weights() const { return weights_; }
     Parameter<T> * bias() { return bias_.get(); }
+    // While set, every backward also writes the gradient at the probe's units (null: none).
+    void set_gradient_probe(sparse::GradientProbe<T> * probe) { probe_ = probe; }
     int64_t in_features() const { return in_features_; }
     int64_t out_features() const { return out_features_; }
 
@@ -40,6 +43,7 @@ private:
     sparse::BlockSparseMatrix<T> weights_;
     std::unique_ptr<Parameter<T>> bias_;
     ConvBackend backend_ = ConvBackend::kAuto;
+    sparse::GradientProbe<T> * probe_ = nullptr;
     Tensor<T> saved_input_;
 };
 

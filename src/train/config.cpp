@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "data/dataset.h"
+#include "methods/sparse_method.h"
 #include "nn/models.h"
 #include "sparse/scheme.h"
 
@@ -26,6 +27,15 @@ void for_each_field(TrainConfig & c, Fn && fn) {
     fn("distribution", c.distribution);
     fn("recompute", c.recompute);
     fn("update-every", c.update_every);
+    fn("update-interval", c.update_interval);
+    fn("drop-fraction", c.drop_fraction);
+    fn("drop-anneal", c.drop_anneal);
+    fn("update-end", c.update_end);
+    fn("gmp-begin", c.gmp_begin);
+    fn("lth-rounds", c.lth_rounds);
+    fn("lth-rewind-epoch", c.lth_rewind_epoch);
+    fn("prune-batches", c.prune_batches);
+    fn("grasp-temperature", c.grasp_temperature);
     fn("importance-lambda", c.importance_lambda);
     fn("importance-window", c.importance_window);
     fn("allow-regrow", c.allow_regrow);
@@ -109,13 +119,27 @@ void validate(const TrainConfig & c) {
         << "--data: unknown dataset '" << c.data << "' (valid: " << join(data::dataset_names()) << ")";
     MEST_INPUT_CHECK(contains(nn::model_names(), c.model))
         << "--model: unknown model '" << c.model << "' (valid: " << join(nn::model_names()) << ")";
-    MEST_INPUT_CHECK(c.method == "dense" || c.method == "static" || c.method == "mest" || c.method == "mest-em" ||
-                     c.method == "mest-ems")
-        << "--method: unknown method '" << c.method << "' (valid: dense, static, mest, mest-em, mest-ems)";
-    MEST_INPUT_CHECK(c.method.rfind("mest", 0) != 0 || c.scheme != "channel")
-        << "--method " << c.method << ": mutation of the channel scheme is not implemented yet (use unstructured, "
-        << "block or pattern)";
-    MEST_INPUT_CHECK(c.update_every >= 1) << "--update-every must be >= 1, got " << c.update_every;
+    MEST_INPUT_CHECK(contains(methods::method_names(), c.method))
+        << "--method: unknown method '" << c.method << "' (valid: " << join(methods::method_names()) << ")";
+    MEST_INPUT_CHECK(c.update_every >= 0)
+        << "--update-every must be >= 0 (0 = the method's default), got " << c.update_every;
+    MEST_INPUT_CHECK(c.update_interval >= 0)
+        << "--update-interval must be >= 0 (0 = the method's default), got " << c.update_interval;
+    MEST_INPUT_CHECK(std::isfinite(c.drop_fraction) && c.drop_fraction < 1.0)
+        << "--drop-fraction must be below 1 (< 0 = the method's default), got " << c.drop_fraction;
+    MEST_INPUT_CHECK(c.drop_anneal.empty() || c.drop_anneal == "constant" || c.drop_anneal == "cosine")
+        << "--drop-anneal: unknown value '" << c.drop_anneal << "' (valid: constant, cosine)";
+    MEST_INPUT_CHECK(std::isfinite(c.update_end) && c.update_end <= 1.0)
+        << "--update-end must be at most 1 (< 0 = the method's default), got " << c.update_end;
+    MEST_INPUT_CHECK(std::isfinite(c.gmp_begin) && c.gmp_begin < 1.0)
+        << "--gmp-begin must be below 1 (< 0 = the method's default), got " << c.gmp_begin;
+    MEST_INPUT_CHECK(c.lth_rounds >= 1 && c.lth_rounds <= 100)
+        << "--lth-rounds must be in [1, 100], got " << c.lth_rounds;
+    MEST_INPUT_CHECK(c.lth_rewind_epoch >= 0) << "--lth-rewind-epoch must be >= 0, got " << c.lth_rewind_epoch;
+    MEST_INPUT_CHECK(c.prune_batches >= 1 && c.prune_batches <= 1000)
+        << "--prune-batches must be in [1, 1000], got " << c.prune_batches;
+    MEST_INPUT_CHECK(std::isfinite(c.grasp_temperature) && c.grasp_temperature > 0)
+        << "--grasp-temperature must be positive, got " << c.grasp_temperature;
     MEST_INPUT_CHECK(std::isfinite(c.importance_lambda) && c.importance_lambda >= 0)
         << "--importance-lambda must be >= 0, got " << c.importance_lambda;
     MEST_INPUT_CHECK(c.importance_window >= 0) << "--importance-window must be >= 0, got " << c.importance_window;

@@ -1,12 +1,18 @@
 #include "train/model_setup.h"
 
+#include "methods/sparse_layer_handles.h"
+#include "methods/sparse_method.h"
+
 namespace mest::train {
 
-std::unique_ptr<nn::Sequential<float>> build_configured_model(const TrainConfig & config, const nn::InputSpec & input) {
+namespace {
+
+std::unique_ptr<nn::Sequential<float>> build(const TrainConfig & config, const nn::InputSpec & input,
+                                             double layer_sparsity) {
     nn::SparsityConfig sparsity;
     if (config.method != "dense") {
         sparsity.scheme = config.scheme;
-        sparsity.sparsity = config.sparsity;
+        sparsity.sparsity = layer_sparsity;
         sparsity.block_rows = config.block_rows;
         sparsity.sparse_layers = config.sparse_layers;
         sparsity.distribution = config.distribution;
@@ -14,6 +20,20 @@ std::unique_ptr<nn::Sequential<float>> build_configured_model(const TrainConfig 
     sparsity.recompute = config.recompute;
     sparsity.seed = config.seed;
     return nn::build_model<float>(config.model, input, sparsity);
+}
+
+}  // namespace
+
+std::unique_ptr<nn::Sequential<float>> build_configured_model(const TrainConfig & config, const nn::InputSpec & input) {
+    return build(config, input, methods::method_starts_dense(config.method) ? 0.0 : config.sparsity);
+}
+
+std::vector<int64_t> planned_target_units(const TrainConfig & config, const nn::InputSpec & input) {
+    auto planned = build(config, input, config.sparsity);
+    std::vector<int64_t> units;
+    for (const auto & layer : methods::find_sparse_layers(*planned, sparse::parse_scheme(config.scheme)))
+        units.push_back(layer.weights->nnz_units());
+    return units;
 }
 
 double SparsityReport::sparse_layer_sparsity() const {

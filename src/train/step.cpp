@@ -1,5 +1,8 @@
 #include "train/step.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "core/profiler.h"
 
 namespace mest::train {
@@ -24,6 +27,26 @@ StepResult train_step(nn::Sequential<float> & model, nn::SoftmaxCrossEntropy<flo
     r.loss = r.per_example.mean_loss;
     r.correct = r.per_example.num_correct;
     return r;
+}
+
+double gradient_pass(nn::Sequential<float> & model, const Tensor<float> & images, std::span<const int32_t> labels,
+                     double logit_scale) {
+    std::vector<nn::StateTensor<float>> states;
+    model.collect_state(states);
+    std::vector<std::vector<float>> saved;
+    for (const auto & st : states) saved.emplace_back(st.values->data(), st.values->data() + st.values->size());
+    nn::SoftmaxCrossEntropy<float> loss;
+    Tensor<float> logits = model.forward(images, true);
+    if (logit_scale != 1.0)
+        for (auto & v : logits.span()) v = static_cast<float>(v * logit_scale);
+    const auto out = loss.forward(logits, labels);
+    Tensor<float> dlogits = loss.backward();
+    if (logit_scale != 1.0)
+        for (auto & v : dlogits.span()) v = static_cast<float>(v * logit_scale);
+    model.backward(dlogits);
+    for (std::size_t i = 0; i < states.size(); ++i)
+        std::copy(saved[i].begin(), saved[i].end(), states[i].values->data());
+    return out.mean_loss;
 }
 
 EvalResult evaluate(nn::Sequential<float> & model, data::BatchLoader & loader) {

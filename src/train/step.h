@@ -21,6 +21,12 @@ StepResult train_step(nn::Sequential<float> & model, nn::SoftmaxCrossEntropy<flo
                       optim::Sgd<float> & optimizer, const Tensor<float> & images, std::span<const int32_t> labels,
                       double lr);
 
+// forward (training mode) -> logits * logit_scale -> loss -> backward, no optimizer step: every
+// parameter's grad holds dL/dw of the batch. BN running statistics are left as they were, so
+// scoring passes (SNIP, GraSP) do not disturb the model. Returns the mean loss.
+double gradient_pass(nn::Sequential<float> & model, const Tensor<float> & images, std::span<const int32_t> labels,
+                     double logit_scale = 1.0);
+
 struct EvalResult {
     double loss = 0.0;
     double accuracy = 0.0;

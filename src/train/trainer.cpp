@@ -9,7 +9,7 @@
 #include "core/threads.h"
 #include "core/version.h"
 #include "data/batch_loader.h"
-#include "methods/mest_method.h"
+#include "methods/sparse_method.h"
 #include "nn/models.h"
 #include "optim/lr_schedule.h"
 #include "sparse/scheme.h"
@@ -81,11 +81,22 @@ void prepare_run_dir(const fs::path & dir, const RunOptions & options) {
         << "--out: cannot create directory " << dir.string() << " (" << ec.message() << ")";
 }
 
-// One topology.jsonl line per layer and update, and a one-line summary on stdout.
-void log_mutation(std::ofstream & topology, int epoch, const std::vector<methods::LayerUpdate> & updates) {
+// Totals of the topology changes over a stretch of training, for one stdout line.
+struct UpdateTally {
+    int updates = 0;
     int64_t pruned = 0, grown = 0, nnz = 0;
+    double prune_to = 0.0, grow_to = 0.0;
+};
+
+// One topology.jsonl line per layer and update; returns the update's totals.
+UpdateTally log_updates(std::ofstream & topology, int epoch, int64_t iteration,
+                        const std::vector<methods::LayerUpdate> & updates) {
+    UpdateTally t;
+    if (updates.empty()) return t;
     for (const auto & u : updates) {
         topology << nlohmann::json{{"epoch", epoch},
+                                   {"iteration", iteration},
+                                   {"kind", u.kind},
                                    {"layer", u.layer},
                                    {"prune_to", u.bounds.prune_to},
                                    {"grow_to", u.bounds.grow_to},
@@ -95,18 +106,51 @@ void log_mutation(std::ofstream & topology, int epoch, const std::vector<methods
                                    {"nnz_after", u.stats.nnz_after}}
                         .dump()
                  << "\n";
-        pruned += u.stats.pruned_units;
-        grown += u.stats.grown_units;
-        nnz += u.stats.nnz_after;
+        t.pruned += u.stats.pruned_units;
+        t.grown += u.stats.grown_units;
+        t.nnz += u.stats.nnz_after;
     }
     topology.flush();
-    {
-        std::printf(
-            "mutation before epoch %d: pruned %lld units, grown %lld (sparsity %.4f -> %.4f), %lld weights kept\n",
-            epoch + 1, static_cast<long long>(pruned), static_cast<long long>(grown), updates.front().bounds.prune_to,
-            updates.front().bounds.grow_to, static_cast<long long>(nnz));
-        std::fflush(stdout);
+    t.updates = 1;
+    t.prune_to = updates.front().bounds.prune_to;
+    t.grow_to = updates.front().bounds.grow_to;
+    return t;
+}
+
+void print_tally(const char * when, const std::string & kind, const UpdateTally & t) {
+    if (t.updates == 0) return;
+    if (t.updates == 1) {
+        std::printf("%s %s: pruned %lld units, grown %lld (first layer's sparsity %.4f -> %.4f), %lld weights kept\n",
+                    kind.c_str(), when, static_cast<long long>(t.pruned), static_cast<long long>(t.grown), t.prune_to,
+                    t.grow_to, static_cast<long long>(t.nnz));
+    } else {
+        std::printf("%d topology updates %s: pruned %lld units, grown %lld, %lld weights kept\n", t.updates, when,
+                    static_cast<long long>(t.pruned), static_cast<long long>(t.grown), static_cast<long long>(t.nnz));
     }
+    std::fflush(stdout);
+}
+
+methods::MethodOptions method_options(const TrainConfig & c, const nn::InputSpec & input) {
+    methods::MethodOptions o;
+    o.method = c.method;
+    o.scheme = sparse::parse_scheme(c.scheme);
+    o.sparsity = c.sparsity;
+    o.seed = c.seed;
+    o.sgd_momentum = c.momentum;
+    if (methods::method_starts_dense(c.method)) o.target_units = planned_target_units(c, input);
+    o.mutation = {c.importance_lambda, c.allow_regrow};
+    o.importance_window = c.importance_window;
+    o.update_every = c.update_every;
+    o.update_interval = c.update_interval;
+    o.drop_fraction = c.drop_fraction;
+    o.drop_anneal = c.drop_anneal;
+    o.update_end = c.update_end;
+    o.gmp_begin = c.gmp_begin;
+    o.lth_rounds = c.lth_rounds;
+    o.lth_rewind_epoch = c.lth_rewind_epoch;
+    o.prune_batches = c.prune_batches;
+    o.grasp_temperature = c.grasp_temperature;
+    return o;
 }
 
 }  // namespace
@@ -139,27 +183,21 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
     std::vector<nn::Parameter<float> *> params;
     model->collect_parameters(params);
     optim::Sgd<float> optimizer(params, optim::SgdConfig{config.momentum, config.weight_decay, config.nesterov});
-    std::unique_ptr<methods::MestMethod> mest;
-    if (config.method.rfind("mest", 0) == 0) {
-        methods::MestConfig mc;
-        mc.variant = methods::parse_mest_variant(config.method);
-        mc.schedule.target_sparsity = config.sparsity;
-        mc.schedule.update_every = config.update_every;
-        mc.mutation = {config.importance_lambda, config.allow_regrow};
-        mc.importance_window = config.importance_window;
-        mc.seed = config.seed;
-        mest = std::make_unique<methods::MestMethod>(*model, sparse::parse_scheme(config.scheme), mc);
-    }
-
+    std::unique_ptr<methods::SparseMethod> method = methods::make_method(*model, method_options(config, input));
     data::BatchLoader train_loader(data.train, data.norm, config.batch_size, true,
                                    data::AugmentConfig{config.augment_pad, config.augment_flip}, config.seed);
     data::BatchLoader test_loader(data.test, data.norm, std::max(config.batch_size, 256), false, data::AugmentConfig{},
                                   config.seed);
     test_loader.keep_first(config.limit_test);
     const int64_t per_epoch = train_loader.num_batches();
+    const int64_t total_iterations = per_epoch * config.epochs;
+    // Rounds (LTH) restart the learning-rate schedule; otherwise one schedule spans the run.
+    const int round_epochs = method ? method->round_epochs(config.epochs) : 0;
+    const int64_t schedule_iterations = round_epochs > 0 ? per_epoch * round_epochs : total_iterations;
     optim::LrSchedule schedule(
         optim::LrScheduleConfig{config.schedule, config.lr, config.lr_min, config.warmup_epochs, {0.5, 0.75}, 0.1},
-        per_epoch * config.epochs, per_epoch);
+        schedule_iterations, per_epoch);
+    const auto lr_at = [&](int64_t it) { return schedule.at(it % schedule_iterations); };
 
     prepare_run_dir(dir, options);
     const ModelTensors tensors = model_tensors(*model);
@@ -211,36 +249,77 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
     nn::SoftmaxCrossEntropy<float> loss;
     std::ofstream metrics(dir / "metrics.jsonl", std::ios::app);
     std::ofstream topology;
-    if (mest) topology.open(dir / "topology.jsonl", std::ios::app);
+    if (method) topology.open(dir / "topology.jsonl", std::ios::app);
+    if (method && !options.resume) {
+        // Scoring batches come from their own loader, so the training order is the same as without.
+        data::BatchLoader scoring_loader(data.train, data.norm, config.batch_size, true,
+                                         data::AugmentConfig{config.augment_pad, config.augment_flip},
+                                         config.seed ^ 0x73636f7265ULL);
+        scoring_loader.start_epoch(0);
+        methods::TrainingAccess access;
+        access.next_batch = [&](data::Batch & b) { return scoring_loader.next(b); };
+        access.gradients = [&](const data::Batch & b, double logit_scale) {
+            return gradient_pass(*model, b.images, b.labels, logit_scale);
+        };
+        const auto updates = method->before_training(access);
+        if (!updates.empty()) {
+            print_tally("before training", updates.front().kind, log_updates(topology, 0, 0, updates));
+            const SparsityReport pruned = measure_sparsity(params);
+            std::printf("sparse layers now %.2f%% sparse, all parameters %.2f%%\n",
+                        100.0 * pruned.sparse_layer_sparsity(), 100.0 * pruned.overall_sparsity());
+        }
+    }
     data::Batch batch;
     for (int epoch = start_epoch; epoch < config.epochs; ++epoch) {
         MemoryLedger::instance().reset_peaks();
         const auto epoch_start = std::chrono::steady_clock::now();
-        if (mest) {
-            const auto updates = mest->begin_epoch(epoch, config.epochs);
-            if (!updates.empty()) log_mutation(topology, epoch, updates);
+        methods::StepContext ctx;
+        ctx.epoch = epoch;
+        ctx.epochs = config.epochs;
+        ctx.steps_per_epoch = per_epoch;
+        ctx.total_iterations = total_iterations;
+        ctx.iteration = iteration;
+        ctx.lr = lr_at(iteration);
+        if (method) {
+            const auto updates = method->begin_epoch(ctx);
+            const std::string when = "before epoch " + std::to_string(epoch + 1);
+            if (!updates.empty())
+                print_tally(when.c_str(), updates.front().kind, log_updates(topology, epoch, iteration, updates));
         }
+        UpdateTally in_epoch;
         train_loader.start_epoch(epoch);
         ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(config.epochs), per_epoch,
                         options.progress);
         double loss_sum = 0.0;
         int64_t correct = 0, seen = 0, done = 0;
-        double lr = schedule.at(iteration);
+        double lr = lr_at(iteration);
         while (train_loader.next(batch)) {
-            lr = schedule.at(iteration);
+            lr = lr_at(iteration);
+            ctx.step_in_epoch = done;
+            ctx.iteration = iteration;
+            ctx.lr = lr;
+            if (method) method->before_step(ctx);
             const StepResult r = train_step(*model, loss, optimizer, batch.images, batch.labels, lr);
             MEST_INPUT_CHECK(std::isfinite(r.loss)) << "training diverged: loss is " << r.loss << " at epoch "
                                                     << epoch + 1 << ", step " << iteration << " (try a lower --lr)";
             loss_sum += r.loss * static_cast<double>(batch.size());
             correct += r.correct;
             seen += batch.size();
-            if (mest) mest->after_backward(epoch, config.epochs, done, per_epoch);
+            if (method) {
+                const auto updates = method->after_step(ctx);
+                const UpdateTally t = log_updates(topology, epoch, iteration + 1, updates);
+                in_epoch.updates += t.updates;
+                in_epoch.pruned += t.pruned;
+                in_epoch.grown += t.grown;
+                if (t.updates) in_epoch.nnz = t.nnz;
+            }
             ++iteration;
             ++done;
             bar.update(done, seen, loss_sum / static_cast<double>(seen),
                        static_cast<double>(correct) / static_cast<double>(seen));
         }
         bar.finish();
+        if (in_epoch.updates > 0) print_tally(("in epoch " + std::to_string(epoch + 1)).c_str(), "topology", in_epoch);
         const double train_seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
         const bool do_eval = (epoch + 1) % config.eval_every == 0 || epoch + 1 == config.epochs;
@@ -272,6 +351,7 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
                          {"epoch_seconds", epoch_seconds},
                          {"train_images_per_s", static_cast<double>(seen) / train_seconds},
                          {"peak_rss_bytes", rss},
+                         {"sparse_layer_sparsity", measure_sparsity(params).sparse_layer_sparsity()},
                          {"ledger_peak_bytes", ledger_json()}};
         if (do_eval) {
             m["test_loss"] = test.loss;
