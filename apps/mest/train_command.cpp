@@ -22,7 +22,34 @@ CLI::App * add_train_command(CLI::App & app, TrainArgs & args) {
                     "training), mest-ems (EM with the soft memory bound: grow to target-5% -> -2.5% -> target, "
                     "prune back to the target at the next update)")
         ->capture_default_str();
-    cmd->add_option("--update-every", c.update_every, "mest*: epochs between mask updates, from epoch 0")
+    cmd->add_option("--update-every", c.update_every,
+                    "mest*, set: epochs between mask updates, from epoch 0 (0 = the method's default: mest* 5, set 1)")
+        ->capture_default_str();
+    cmd->add_option("--update-interval", c.update_interval,
+                    "rigl, dsr, gmp (and set): optimizer steps between topology updates (0 = the method's default)")
+        ->capture_default_str();
+    cmd->add_option("--drop-fraction", c.drop_fraction,
+                    "set, rigl, snfs, dsr: share of a layer's non-zeros dropped per update (< 0 = the method's "
+                    "default: set/rigl 0.3, snfs 0.5)")
+        ->capture_default_str();
+    cmd->add_option("--drop-anneal", c.drop_anneal,
+                    "set, rigl, snfs: drop-fraction schedule, constant or cosine (default: set constant, rigl and snfs "
+                    "cosine)");
+    cmd->add_option("--update-end", c.update_end,
+                    "set, rigl, dsr, gmp: fraction of training after which the topology is frozen (< 0 = the "
+                    "method's default)")
+        ->capture_default_str();
+    cmd->add_option("--gmp-begin", c.gmp_begin, "gmp: fraction of training at the first pruning step (< 0 = default)")
+        ->capture_default_str();
+    cmd->add_option("--lth-rounds", c.lth_rounds,
+                    "lth: prune-rewind-retrain rounds after the dense round; --epochs is split evenly over all rounds")
+        ->capture_default_str();
+    cmd->add_option("--lth-rewind-epoch", c.lth_rewind_epoch,
+                    "lth: rewind survivors to their weights after this many epochs of the dense round (0 = init)")
+        ->capture_default_str();
+    cmd->add_option("--prune-batches", c.prune_batches, "snip, grasp: training batches scored before training")
+        ->capture_default_str();
+    cmd->add_option("--grasp-temperature", c.grasp_temperature, "grasp: logits are divided by this while scoring")
         ->capture_default_str();
     cmd->add_option("--importance-lambda", c.importance_lambda,
                     "mest*: prune score |w| + lambda*|g| over the non-zeros (0 = magnitude only, as the released code)")
