@@ -11,6 +11,7 @@ namespace mest::app {
 struct TrainArgs {
     train::TrainConfig config;
     std::string config_file;
+    std::string preset;
     bool resume = false, force = false, quiet = false;
 };
 CLI::App * add_train_command(CLI::App & app, TrainArgs & args);

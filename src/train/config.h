@@ -10,29 +10,29 @@ namespace mest::train {
 struct TrainConfig {
     std::string data = "fashion-mnist";
     std::string data_dir;  // "" = the dataset's default directory
-    std::string model = "resnet20";
-    std::string method = "dense";          // methods::method_names(): dense, static, mest*, baselines
-    std::string scheme = "unstructured";   // sparse methods: unstructured | block | pattern | channel
+    std::string model = "resnet32";
+    std::string method = "mest-ems";       // methods::method_names(): dense, static, mest*, baselines
+    std::string scheme = "block";          // sparse methods: unstructured | block | pattern | channel
     double sparsity = 0.9;                 // sparse methods: fraction of the sparse layers' weights removed
     int block_rows = 4;                    // block scheme: output channels per unit
     std::string sparse_layers;             // residual | all-but-first-last; "" = residual for ResNets, else the other
     std::string distribution = "uniform";  // uniform | erk: how the sparsity is spread over the sparse layers
     std::string recompute = "auto";        // auto | on | off: recompute conv2 outputs in backward (auto: sparse)
-    int update_every = 0;                  // mest*, set: epochs between mask updates (0 = method default: 5, 1)
-    int64_t update_interval = 0;           // rigl, dsr, gmp (and set): steps between updates (0 = method default)
-    double drop_fraction = -1.0;           // set, rigl, snfs, dsr: share dropped per update (< 0 = method default)
-    std::string drop_anneal;               // set, rigl, snfs: constant | cosine ("" = method default)
-    double update_end = -1.0;              // set, rigl, dsr, gmp: fraction of training with updates (< 0 = default)
-    double gmp_begin = -1.0;               // gmp: fraction of training at the first pruning step (< 0 = default)
-    int lth_rounds = 3;                    // lth: prune-rewind-retrain rounds after the dense round
-    int lth_rewind_epoch = 0;              // lth: rewind to the weights after this many epochs (0 = init)
-    int prune_batches = 1;                 // snip, grasp: batches scored before training
-    double grasp_temperature = 200.0;      // grasp: logits are divided by this while scoring
-    double importance_lambda = 0.0;        // mest*: importance |w| + lambda*|g| (0 = magnitude, the released code)
-    int64_t importance_window = 0;         // mest*: steps of |g| before an update (0 = the whole epoch)
-    bool allow_regrow = false;             // mest*: growth may re-pick units pruned in the same update
-    int epochs = 10;
-    int batch_size = 128;
+    int update_every = 0;              // mest*, set: epochs between mask updates (0 = default, see resolve_defaults)
+    int64_t update_interval = 0;       // rigl, dsr, gmp (and set): steps between updates (0 = method default)
+    double drop_fraction = -1.0;       // set, rigl, snfs, dsr: share dropped per update (< 0 = method default)
+    std::string drop_anneal;           // set, rigl, snfs: constant | cosine ("" = method default)
+    double update_end = -1.0;          // set, rigl, dsr, gmp: fraction of training with updates (< 0 = default)
+    double gmp_begin = -1.0;           // gmp: fraction of training at the first pruning step (< 0 = default)
+    int lth_rounds = 3;                // lth: prune-rewind-retrain rounds after the dense round
+    int lth_rewind_epoch = 0;          // lth: rewind to the weights after this many epochs (0 = init)
+    int prune_batches = 1;             // snip, grasp: batches scored before training
+    double grasp_temperature = 200.0;  // grasp: logits are divided by this while scoring
+    double importance_lambda = 0.0;    // mest*: importance |w| + lambda*|g| (0 = magnitude, the released code)
+    int64_t importance_window = 0;     // mest*: steps of |g| before an update (0 = the whole epoch)
+    bool allow_regrow = false;         // mest*: growth may re-pick units pruned in the same update
+    int epochs = 30;
+    int batch_size = 64;
     double lr = 0.1;
     double lr_min = 0.0;
     double momentum = 0.9;

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -24,6 +25,10 @@ namespace mest::train {
 
 TrainConfig resolve_defaults(TrainConfig c) {
     if (c.augment_pad < 0) c.augment_pad = (c.data == "mnist" || c.data == "fashion-mnist") ? 2 : 4;
+    // MEST's official cadence is one update per 5 of 160 epochs: 32 updates whatever the run length.
+    if (c.update_every == 0 && c.method.rfind("mest", 0) == 0)
+        c.update_every = std::max(1, static_cast<int>(std::lround(c.epochs * 5.0 / 160.0)));
+    if (c.update_every == 0 && c.method == "set") c.update_every = 1;
     return c;
 }
 

@@ -20,7 +20,8 @@ struct RunSummary {
 
 RunSummary run_training(TrainConfig config, const RunOptions & options);
 
-// Fills the per-dataset defaults (augmentation padding) that depend on the data.
+// Fills the defaults that depend on other settings: augmentation padding (per dataset) and the
+// mask-update cadence (mest*: max(1, round(epochs * 5/160)), set: 1).
 TrainConfig resolve_defaults(TrainConfig config);
 
 }  // namespace mest::train

@@ -141,9 +141,9 @@ protected:
     // those (a value of "" makes a bare flag such as --resume).
     static std::vector<std::string> train_args(const std::string & out,
                                                const std::map<std::string, std::string> & flags) {
-        std::map<std::string, std::string> all{{"--data", "fashion-mnist"}, {"--data-dir", data_},
-                                               {"--model", "lenet5"},       {"--epochs", "2"},
-                                               {"--batch-size", "16"},      {"--threads", "1"}};
+        std::map<std::string, std::string> all{
+            {"--data", "fashion-mnist"}, {"--data-dir", data_}, {"--model", "lenet5"}, {"--epochs", "2"},
+            {"--batch-size", "16"},      {"--threads", "1"},    {"--method", "dense"}};
         for (const auto & [flag, value] : flags) all[flag] = value;
         std::vector<std::string> args{"train"};
         for (const auto & [flag, value] : all) {
@@ -677,6 +677,31 @@ TEST_F(Cli, ConfigFileAndFlagsOverridingIt) {
     EXPECT_EQ(c2.at("batch-size"), 16);
     EXPECT_EQ(c2.at("model"), "lenet5");
     EXPECT_EQ(c2.at("seed"), 5);
+}
+
+TEST_F(Cli, PresetUnderConfigFileUnderFlags) {
+    // The preset sets the recipe (MEST+EM&S block, update every epoch, weight decay 5e-4), the file
+    // overrides the preset (model, epochs), a flag overrides both (batch size).
+    const std::string file = root_->file("preset-settings.json");
+    std::ofstream(file) << R"({"epochs": 1, "model": "lenet5", "batch-size": 32})";
+    std::vector<std::string> args{
+        "train",   "--out",    root_->file("preset-1"), "--data-dir", data_, "--threads",    "1",
+        "--quiet", "--preset", "fashion-mnist",         "--config",   file,  "--batch-size", "16"};
+    expect_success(run(args), args);
+    const json c = read_json(root_->file("preset-1/config.json")).at("config");
+    EXPECT_EQ(c.at("method"), "mest-ems");
+    EXPECT_EQ(c.at("scheme"), "block");
+    EXPECT_EQ(c.at("update-every"), 1);
+    EXPECT_EQ(c.at("weight-decay"), 5e-4);
+    EXPECT_EQ(c.at("model"), "lenet5");
+    EXPECT_EQ(c.at("epochs"), 1);
+    EXPECT_EQ(c.at("batch-size"), 16);
+    EXPECT_GT(read_json(root_->file("preset-1/config.json")).at("sparse_layer_sparsity").get<double>(), 0.85);
+
+    const Result bad = run({"train", "--out", root_->file("preset-2"), "--preset", "cifar-huge"});
+    EXPECT_EQ(bad.code, 2);
+    EXPECT_NE(bad.err.find("--preset: unknown preset 'cifar-huge'"), std::string::npos) << bad.err;
+    EXPECT_NE(bad.err.find("mest-cifar10-resnet32"), std::string::npos) << bad.err;
 }
 
 TEST_F(Cli, Help) {

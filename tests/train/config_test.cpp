@@ -81,8 +81,12 @@ TEST(TrainConfig, JsonKeysAreTheFlagNames) {
         EXPECT_FALSE(key.empty());
         EXPECT_EQ(key.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-"), std::string::npos) << key;
     }
-    EXPECT_EQ(j.at("batch-size"), 128);
-    EXPECT_EQ(j.at("model"), "resnet20");
+    // The defaults are the fashion-mnist preset: MEST+EM&S, block scheme, 90%, ResNet-32.
+    EXPECT_EQ(j.at("batch-size"), 64);
+    EXPECT_EQ(j.at("model"), "resnet32");
+    EXPECT_EQ(j.at("method"), "mest-ems");
+    EXPECT_EQ(j.at("scheme"), "block");
+    EXPECT_EQ(j.at("sparsity"), 0.9);
     EXPECT_EQ(j.at("seed"), 914u);
 }
 
@@ -233,7 +237,7 @@ TEST(TrainConfig, ValidateRejectsEachBadValueNamingTheFlag) {
         {"unknown model", [](TrainConfig & c) { c.model = "resnet99"; }, {"--model", "'resnet99'", "lenet5"}},
         {"unknown schedule", [](TrainConfig & c) { c.schedule = "linear"; }, {"--schedule", "'linear'"}},
         {"warmup < 0", [](TrainConfig & c) { c.warmup_epochs = -1.0; }, {"--warmup-epochs"}},
-        {"warmup >= epochs", [](TrainConfig & c) { c.warmup_epochs = 10.0; }, {"--warmup-epochs"}},
+        {"warmup >= epochs", [](TrainConfig & c) { c.warmup_epochs = c.epochs; }, {"--warmup-epochs"}},
         {"threads 0", [](TrainConfig & c) { c.threads = 0; }, {"--threads", "got 0"}},
         {"threads -2", [](TrainConfig & c) { c.threads = -2; }, {"--threads"}},
         {"limit-train < 0", [](TrainConfig & c) { c.limit_train = -1; }, {"--limit-train", "got -1"}},
