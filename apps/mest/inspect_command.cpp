@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "data/dataset.h"
+#include "methods/channel_mutation.h"
 #include "methods/sparse_layer_handles.h"
 #include "sparse/pattern_structure.h"
 #include "train/checkpoint.h"
@@ -34,6 +35,12 @@ int run_inspect(const InspectArgs & args) {
     const auto scheme = sparse::parse_scheme(sparse_method ? config.scheme : "dense");
     std::map<std::string, methods::SparseLayerHandle> compressed;
     for (const auto & h : methods::find_sparse_layers(*model, scheme)) compressed[h.weights->param().name] = h;
+    // Channel scheme: a block's conv1 and conv2 hold its kept channels (logical ids), whatever kernels run them.
+    std::map<std::string, nn::BasicBlock<float> *> channel_block;
+    for (auto * block : methods::find_channel_blocks(*model)) {
+        channel_block[block->conv1_weight().name] = block;
+        channel_block[block->conv2_weight().name] = block;
+    }
 
     nlohmann::json layers = nlohmann::json::array();
     int64_t logical_total = 0, stored_total = 0;
@@ -48,7 +55,14 @@ int run_inspect(const InspectArgs & args) {
                              {"nonzeros", stored},
                              {"sparsity", 1.0 - static_cast<double>(stored) / static_cast<double>(logical)}};
         const auto it = compressed.find(p->name);
-        if (it == compressed.end()) {
+        if (const auto ch = channel_block.find(p->name); ch != channel_block.end()) {
+            const auto & block = *ch->second;
+            std::string storage = "channel scheme, ";
+            storage.append(std::to_string(block.mid_channels())).append("/");
+            storage.append(std::to_string(block.out_channels())).append(" channels");
+            layer["storage"] = storage;
+            layer["channel_ids"] = block.mid_channel_ids();
+        } else if (it == compressed.end()) {
             layer["storage"] = "narrow dense (channel scheme)";
         } else {
             const auto & w = *it->second.weights;

@@ -8,11 +8,22 @@ namespace mest::methods {
 
 MestMethod::MestMethod(nn::Sequential<float> & net, sparse::Scheme scheme, const MestConfig & config)
     : config_(config) {
-    layers_ = find_sparse_layers(net, scheme);
-    MEST_INPUT_CHECK(!layers_.empty()) << "--method mest*: the model has no sparse layers to mutate";
-    MEST_INPUT_CHECK(scheme != sparse::Scheme::kChannel)
-        << "--scheme channel: MEST mutation of whole filters is not implemented yet (unstructured, block, pattern)";
-    grad_sums_.resize(layers_.size());
+    if (scheme == sparse::Scheme::kChannel) {
+        // The blocks' narrow convs may be SparseConv2d holding every unit; they are resized with
+        // their block, never mutated unit by unit, so they are not among layers_.
+        blocks_ = find_channel_blocks(net);
+        MEST_INPUT_CHECK(!blocks_.empty()) << "--method mest* --scheme channel: the model has no channel-pruned "
+                                              "residual blocks to mutate";
+        for (auto * block : blocks_) {
+            scored_.push_back(&block->conv1_weight());
+            scored_.push_back(&block->conv2_weight());
+        }
+    } else {
+        layers_ = find_sparse_layers(net, scheme);
+        MEST_INPUT_CHECK(!layers_.empty()) << "--method mest*: the model has no sparse layers to mutate";
+        for (auto & layer : layers_) scored_.push_back(&layer.weights->param());
+    }
+    grad_sums_.resize(scored_.size());
 }
 
 std::vector<LayerUpdate> MestMethod::begin_epoch(int epoch, int epochs) {
@@ -21,15 +32,23 @@ std::vector<LayerUpdate> MestMethod::begin_epoch(int epoch, int epochs) {
     const MutationBounds bounds = mest_bounds(config_.variant, config_.schedule, epoch, epochs);
     // Drawn from (seed, epoch) alone, so a run resumed at an epoch boundary mutates identically.
     Rng rng = method_rng(config_.seed, 0x6d657374ULL, epoch);
+    // |g| sums of weight i, when on and sized to its current layout.
+    const auto grad = [&](std::size_t i) {
+        if (config_.mutation.lambda > 0.0 && grad_sums_[i].size() == scored_[i]->size())
+            return std::span<const float>(grad_sums_[i].span());
+        return std::span<const float>();
+    };
     for (std::size_t i = 0; i < layers_.size(); ++i) {
         auto & layer = layers_[i];
-        std::span<const float> grad;
-        if (config_.mutation.lambda > 0.0 && grad_sums_[i].size() == layer.weights->param().size())
-            grad = grad_sums_[i].span();
-        const auto stats = mutate_layer<float>(*layer.weights, layer.pattern, bounds, grad, config_.mutation, rng);
+        const auto stats = mutate_layer<float>(*layer.weights, layer.pattern, bounds, grad(i), config_.mutation, rng);
         updates.push_back({layer.name, bounds, stats});
-        grad_sums_[i] = Buffer<float>();  // sized to the old layout: start a new window
     }
+    for (std::size_t b = 0; b < blocks_.size(); ++b) {
+        const auto stats =
+            mutate_channels<float>(*blocks_[b], bounds, grad(2 * b), grad(2 * b + 1), config_.mutation, rng);
+        updates.push_back({blocks_[b]->name(), bounds, stats});
+    }
+    for (auto & sum : grad_sums_) sum = Buffer<float>();  // sized to the old layout: start a new window
     return updates;
 }
 
@@ -37,8 +56,8 @@ void MestMethod::after_backward(int epoch, int epochs, int64_t step_in_epoch, in
     if (config_.mutation.lambda <= 0.0 || epoch + 1 >= epochs || !is_update_epoch(config_.schedule, epoch + 1, epochs))
         return;
     if (config_.importance_window > 0 && step_in_epoch < steps_per_epoch - config_.importance_window) return;
-    for (std::size_t i = 0; i < layers_.size(); ++i) {
-        const auto & p = layers_[i].weights->param();
+    for (std::size_t i = 0; i < scored_.size(); ++i) {
+        const auto & p = *scored_[i];
         if (grad_sums_[i].size() != p.size())
             grad_sums_[i] = Buffer<float>(p.size(), MemCategory::kOptimizerState, true);
         float * sum = grad_sums_[i].data();

@@ -3,11 +3,16 @@
 // lambda > 0 the importance adds |g| of the non-zeros, summed over the training steps of the
 // epoch before an update (or its last `importance_window` steps): an nnz-long buffer per layer,
 // never a dense gradient.
+// Channel scheme: the unit is a residual block's inner channel (channel_mutation.h); each block is
+// resized physically at every update and reported as one LayerUpdate named after the block (units
+// = channels, nnz = stored weights of conv1 + conv2). With lambda > 0 the |g| sums are kept for the
+// blocks' conv1 and conv2 weights.
 #pragma once
 #include <string>
 #include <vector>
 
 #include "core/buffer.h"
+#include "methods/channel_mutation.h"
 #include "methods/mest_schedule.h"
 #include "methods/mutation.h"
 #include "methods/sparse_layer_handles.h"
@@ -42,9 +47,16 @@ public:
         return {};
     }
 
+    // Channel scheme: the residual blocks mutated (empty for the other schemes).
+    const std::vector<nn::BasicBlock<float> *> & channel_blocks() const { return blocks_; }
+
 private:
     MestConfig config_;
-    std::vector<Buffer<float>> grad_sums_;  // per layer, nnz long; only when lambda > 0
+    std::vector<nn::BasicBlock<float> *> blocks_;
+    // Weights whose |g| is summed when lambda > 0: every sparse layer's, or conv1 and conv2 of every
+    // channel block (2 per block); grad_sums_ is parallel, each buffer as long as its weight.
+    std::vector<nn::Parameter<float> *> scored_;
+    std::vector<Buffer<float>> grad_sums_;
 };
 
 }  // namespace mest::methods

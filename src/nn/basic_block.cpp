@@ -1,5 +1,6 @@
 #include "nn/basic_block.h"
 
+#include <algorithm>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -30,6 +31,8 @@ BasicBlock<T>::BasicBlock(std::string name, int64_t in_channels, int64_t out_cha
       bn2_(name + ".bn2", out_channels, false) {
     sparse_conv2_ = dynamic_cast<SparseConv2d<T> *>(conv2_.get());
     fuse_bn1_ = std::is_same_v<T, float> && sparse_conv2_ != nullptr;
+    mid_ids_.resize(static_cast<std::size_t>(bn1_.channels()));
+    for (std::size_t k = 0; k < mid_ids_.size(); ++k) mid_ids_[k] = static_cast<int32_t>(k);
     if (shortcut_ == ShortcutKind::kConvBn) {
         short_conv_ = make_conv(name + ".shortcut.0", Conv2dConfig{in_channels, out_channels, 1, stride, 0, false});
         short_bn_ = std::make_unique<BatchNorm2d<T>>(name + ".shortcut.1", out_channels, false);
@@ -256,6 +259,85 @@ void BasicBlock<T>::release_saved() {
     a1_.reset();
     fused_forward_ = false;
     out_mask_ = ops::PlaneBits();
+}
+
+namespace {
+
+template <typename T>
+Parameter<T> & conv_weight(Module<T> & conv, const std::string & block) {
+    if (auto * dense = dynamic_cast<Conv2d<T> *>(&conv)) return dense->weight();
+    if (auto * sparse = dynamic_cast<SparseConv2d<T> *>(&conv)) return sparse->weights().param();
+    ::mest::ErrorBuilder(ErrorKind::kInternal, "")
+        << block << ": " << conv.name() << " is neither a Conv2d nor a SparseConv2d";
+}
+
+template <typename T>
+channel_remap::FullLayout conv_layout(const Module<T> & conv, const std::string & block) {
+    if (auto * dense = dynamic_cast<const Conv2d<T> *>(&conv)) {
+        const auto & c = dense->config();
+        return {c.out_channels, c.in_channels * c.kernel * c.kernel, 1};
+    }
+    if (auto * sparse = dynamic_cast<const SparseConv2d<T> *>(&conv)) return sparse->weight_layout();
+    ::mest::ErrorBuilder(ErrorKind::kInternal, "")
+        << block << ": " << conv.name() << " is neither a Conv2d nor a SparseConv2d";
+}
+
+template <typename T>
+void resize_conv(Module<T> & conv, std::span<const int64_t> source, bool output_side, Rng & rng) {
+    if (auto * dense = dynamic_cast<Conv2d<T> *>(&conv)) {
+        if (output_side)
+            dense->resize_out_channels(source, rng);
+        else
+            dense->resize_in_channels(source);
+    } else if (auto * sparse = dynamic_cast<SparseConv2d<T> *>(&conv)) {
+        if (output_side)
+            sparse->resize_out_channels(source, rng);
+        else
+            sparse->resize_in_channels(source);
+    } else {
+        ::mest::ErrorBuilder(ErrorKind::kInternal, "") << conv.name() << ": not resizable";
+    }
+}
+
+}  // namespace
+
+template <typename T>
+Parameter<T> & BasicBlock<T>::conv1_weight() {
+    return conv_weight(*conv1_, this->name_);
+}
+
+template <typename T>
+Parameter<T> & BasicBlock<T>::conv2_weight() {
+    return conv_weight(*conv2_, this->name_);
+}
+
+template <typename T>
+channel_remap::FullLayout BasicBlock<T>::conv1_layout() const {
+    return conv_layout<T>(*conv1_, this->name_);
+}
+
+template <typename T>
+channel_remap::FullLayout BasicBlock<T>::conv2_layout() const {
+    return conv_layout<T>(*conv2_, this->name_);
+}
+
+template <typename T>
+void BasicBlock<T>::set_mid_channels(std::span<const int32_t> ids, Rng & init_rng) {
+    MEST_CHECK(!ids.empty()) << this->name_ << ": a block needs at least one inner channel";
+    for (std::size_t k = 0; k < ids.size(); ++k)
+        MEST_CHECK(ids[k] >= 0 && ids[k] < out_channels_ && (k == 0 || ids[k] > ids[k - 1]))
+            << this->name_ << ": inner channel ids must be strictly increasing in [0, " << out_channels_ << ")";
+    if (std::equal(ids.begin(), ids.end(), mid_ids_.begin(), mid_ids_.end())) return;
+    std::vector<int64_t> source(ids.size(), -1);
+    for (std::size_t k = 0; k < ids.size(); ++k) {
+        const auto it = std::lower_bound(mid_ids_.begin(), mid_ids_.end(), ids[k]);
+        if (it != mid_ids_.end() && *it == ids[k]) source[k] = it - mid_ids_.begin();
+    }
+    release_saved();
+    resize_conv<T>(*conv1_, source, true, init_rng);
+    bn1_.resize_channels(source);
+    resize_conv<T>(*conv2_, source, false, init_rng);
+    mid_ids_.assign(ids.begin(), ids.end());
 }
 
 template class BasicBlock<float>;

@@ -14,8 +14,11 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <span>
+#include <vector>
 
 #include "nn/batchnorm2d.h"
+#include "nn/channel_remap.h"
 #include "nn/conv2d.h"
 
 namespace mest::nn {
@@ -53,7 +56,8 @@ public:
     void initialize(Rng & rng) override;
     void release_saved() override;
     void set_input_grad_required(bool required) override;
-    Shape output_shape(const Shape & input) const override { return conv1_->output_shape(input); }
+    // Through both convs: conv1's output has the inner width, which the channel scheme narrows.
+    Shape output_shape(const Shape & input) const override { return conv2_->output_shape(conv1_->output_shape(input)); }
 
     // Whether BN1+ReLU runs inside conv2's input staging (default: whenever conv2 is sparse and T is
     // float; double only on request, for the gradient checks). No effect on a dense conv2. Set it
@@ -63,7 +67,34 @@ public:
 
     Module<T> & conv1() { return *conv1_; }
     Module<T> & conv2() { return *conv2_; }
+    BatchNorm2d<T> & bn1() { return bn1_; }
     ShortcutKind shortcut_kind() const { return shortcut_; }
+    int64_t out_channels() const { return out_channels_; }
+
+    // Channel scheme. The block's inner width is a subset of the out_channels logical channels (the
+    // dense layer's filter indices) of conv1 + BN1 + conv2's input, held physically: mid_channels()
+    // slots, slot k holding logical channel mid_channel_ids()[k] (strictly increasing; a fresh block
+    // holds 0 .. mid-1). The layer factory marks channel-scheme blocks (checkpoints record their ids).
+    void set_channel_scheme(bool on) { channel_scheme_ = on; }
+    bool channel_scheme() const { return channel_scheme_; }
+    int64_t mid_channels() const { return bn1_.channels(); }
+    const std::vector<int32_t> & mid_channel_ids() const { return mid_ids_; }
+    // Resizes the block in place to hold exactly the logical channels `ids` (strictly increasing, in
+    // [0, out_channels)), in that physical order. A channel already held keeps its conv1 filter, BN1
+    // channel (affine, running statistics) and conv2 input slice with their gradients and optimizer
+    // state. A channel not held is grown: conv1 filter drawn from conv1's He init (from `init_rng`),
+    // conv2 input slice ZERO, BN1 gamma 1 / beta 0 / mean 0 / var 1, all gradients and optimizer
+    // state zero. The zero conv2 slice leaves the block's function unchanged; the non-zero filter
+    // gives the channel a non-zero activation, so conv2's slice receives a gradient at once (a channel
+    // zero on both sides would be a fixed point of SGD, dead forever). Every Parameter stays the same
+    // object with its logical (full-width) shape. Between steps only; conv1 and conv2 must be Conv2d
+    // or SparseConv2d storing every unit.
+    void set_mid_channels(std::span<const int32_t> ids, Rng & init_rng);
+    // conv1's and conv2's weights, and where element (row, col) of their [C_out, C_in*9] matrices lives.
+    Parameter<T> & conv1_weight();
+    Parameter<T> & conv2_weight();
+    channel_remap::FullLayout conv1_layout() const;
+    channel_remap::FullLayout conv2_layout() const;
 
 private:
     void pad_subsample_plane(const T * x, int64_t b, int64_t c, T * dst) const;
@@ -81,6 +112,8 @@ private:
     Shape input_shape_;
     SparseConv2d<T> * sparse_conv2_ = nullptr;  // conv2_, when it is sparse
     bool fuse_bn1_ = false;
+    bool channel_scheme_ = false;
+    std::vector<int32_t> mid_ids_;   // logical channel of each inner slot
     bool fused_forward_ = false;     // the last training forward took the fused path
     std::shared_ptr<Tensor<T>> a1_;  // unfused: the shared scratch conv2 saved, to rebuild a1 in
     ops::PlaneBits out_mask_;        // [output > 0]

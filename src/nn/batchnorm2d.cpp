@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/profiler.h"
+#include "nn/channel_remap.h"
 
 namespace mest::nn {
 
@@ -33,6 +34,32 @@ void BatchNorm2d<T>::initialize(Rng &) {
 template <typename T>
 void BatchNorm2d<T>::release_saved() {
     saved_input_ = Tensor<T>();
+}
+
+template <typename T>
+void BatchNorm2d<T>::resize_channels(std::span<const int64_t> source) {
+    MEST_CHECK(!source.empty()) << this->name_ << ": no channels";
+    const int64_t n = static_cast<int64_t>(source.size());
+    const std::vector<int64_t> one_column{0};
+    channel_remap::remap<T>(gamma_, {channels_, 1, 1}, {n, 1, 1}, 1, source, one_column, [] { return T(1); });
+    channel_remap::remap<T>(beta_, {channels_, 1, 1}, {n, 1, 1}, 1, source, one_column, [] { return T(0); });
+    const auto resized = [&](const Buffer<T> & old, T fresh) {
+        Buffer<T> b(static_cast<std::size_t>(n), old.category());
+        for (int64_t k = 0; k < n; ++k) {
+            const int64_t s = source[static_cast<std::size_t>(k)];
+            MEST_CHECK(s >= -1 && s < channels_) << this->name_ << ": channel source " << s;
+            b[static_cast<std::size_t>(k)] = s < 0 ? fresh : old[static_cast<std::size_t>(s)];
+        }
+        return b;
+    };
+    running_mean_ = resized(running_mean_, T(0));
+    running_var_ = resized(running_var_, T(1));
+    channels_ = n;
+    release_saved();
+    batch_mean_.clear();
+    batch_inv_std_.clear();
+    scale_.clear();
+    shift_.clear();
 }
 
 // Splits the per-channel loops over threads; a chunk of channels keeps its planes in one thread.

@@ -8,6 +8,7 @@
 // bits or overwrite the incoming gradient.
 #pragma once
 #include <functional>
+#include <span>
 
 #include "nn/module.h"
 #include "nn/norm_act_ops.h"
@@ -50,6 +51,13 @@ public:
     // Backward with the ReLU mask as bits.
     Tensor<T> backward_bits(const Tensor<T> & dy, const ops::PlaneBits & bits);
     bool fused_relu() const { return fused_relu_; }
+    int64_t channels() const { return channels_; }
+    // Channel resizing, for the channel scheme's mutation (between steps): source[k] is the old
+    // channel that becomes channel k, -1 a new one. Kept channels carry gamma, beta (values,
+    // gradients, optimizer state) and running statistics over bit-exactly; a new channel starts as
+    // initialize() would: gamma 1, beta 0, running mean 0, running var 1, zero gradient and state.
+    // gamma and beta stay the same Parameter objects with their logical shapes.
+    void resize_channels(std::span<const int64_t> source);
     Parameter<T> & gamma() { return gamma_; }
     Parameter<T> & beta() { return beta_; }
     Buffer<T> & running_mean() { return running_mean_; }

@@ -5,6 +5,7 @@
 
 #include "core/profiler.h"
 #include "kernels/conv_reference.h"
+#include "nn/channel_remap.h"
 
 namespace mest::nn {
 
@@ -29,6 +30,32 @@ void Conv2d<T>::initialize(Rng & rng) {
     const double stddev = std::sqrt(2.0 / fan_out);
     for (auto & w : weight_.value.span()) w = static_cast<T>(rng.normal() * stddev);
     if (bias_) bias_->value.fill(T(0));
+}
+
+template <typename T>
+void Conv2d<T>::resize_out_channels(std::span<const int64_t> source, Rng & rng) {
+    MEST_CHECK(!bias_ && !source.empty()) << this->name_ << ": cannot resize (bias, or no channels)";
+    const int64_t taps = config_.kernel * config_.kernel, cols = config_.in_channels * taps;
+    const int64_t out = static_cast<int64_t>(source.size());
+    const double stddev = std::sqrt(2.0 / static_cast<double>(out * taps));
+    const auto in_channels = channel_remap::identity(config_.in_channels);
+    channel_remap::remap<T>(weight_, {config_.out_channels, cols, 1}, {out, cols, 1}, taps, source, in_channels,
+                            [&] { return static_cast<T>(rng.normal() * stddev); });
+    config_.out_channels = out;
+    dnnl_.reset();
+    saved_input_ = Tensor<T>();
+}
+
+template <typename T>
+void Conv2d<T>::resize_in_channels(std::span<const int64_t> source) {
+    MEST_CHECK(!bias_ && !source.empty()) << this->name_ << ": cannot resize (bias, or no channels)";
+    const int64_t taps = config_.kernel * config_.kernel, in = static_cast<int64_t>(source.size());
+    const auto rows = channel_remap::identity(config_.out_channels);
+    channel_remap::remap<T>(weight_, {config_.out_channels, config_.in_channels * taps, 1},
+                            {config_.out_channels, in * taps, 1}, taps, rows, source, [] { return T(0); });
+    config_.in_channels = in;
+    dnnl_.reset();
+    saved_input_ = Tensor<T>();
 }
 
 kernels::ConvGeometry conv_geometry(const Conv2dConfig & config, const Shape & input, const std::string & layer) {

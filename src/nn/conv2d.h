@@ -2,6 +2,7 @@
 // the forced-reference mode run the direct reference kernel.
 #pragma once
 #include <memory>
+#include <span>
 
 #include "kernels/conv_dnnl.h"
 #include "kernels/conv_geometry.h"
@@ -34,6 +35,16 @@ public:
     void set_backend(ConvBackend backend) { backend_ = backend; }
     const Conv2dConfig & config() const { return config_; }
     Parameter<T> & weight() { return weight_; }
+
+    // Channel resizing, for the channel scheme's mutation (between steps, never between a forward
+    // and its backward). source[k] is the old channel that becomes channel k, -1 a new one. Kept
+    // channels carry value, gradient and every optimizer-state slot over bit-exactly. A new output
+    // channel gets a fresh filter from this layer's He-normal init at the new width (fan_out =
+    // new C_out * k * k, as initialize() would draw it), a new input channel zero weights; both start
+    // with zero gradient and state. The weight Parameter stays the same object and keeps its logical
+    // shape; the cached oneDNN primitive is dropped. Layers with a bias are not resizable.
+    void resize_out_channels(std::span<const int64_t> source, Rng & rng);
+    void resize_in_channels(std::span<const int64_t> source);
 
 private:
     kernels::ConvGeometry geometry_for(const Shape & input) const;

@@ -17,6 +17,24 @@ sparse::BlockSparseShape sparse_matrix_shape(const SparseConvConfig & c) {
     return {c.conv.out_channels, c.conv.in_channels * c.conv.kernel * c.conv.kernel, c.block_rows};
 }
 
+std::vector<sparse::UnitPosition> every_unit(const sparse::BlockSparseShape & shape) {
+    std::vector<sparse::UnitPosition> units;
+    units.reserve(static_cast<std::size_t>(shape.total_units()));
+    for (int32_t b = 0; b < shape.num_blocks(); ++b)
+        for (int32_t c = 0; c < shape.cols; ++c) units.push_back({b, c});
+    return units;
+}
+
+int64_t every_unit_block_rows(int64_t out_channels) {
+    return out_channels % 4 == 0 ? 4 : (out_channels % 2 == 0 ? 2 : 1);
+}
+
+template <typename T>
+std::unique_ptr<SparseConv2d<T>> make_every_unit_conv(const std::string & name, const Conv2dConfig & config) {
+    const SparseConvConfig full{config, every_unit_block_rows(config.out_channels), 0.0};
+    return std::make_unique<SparseConv2d<T>>(name, full, every_unit(sparse_matrix_shape(full)));
+}
+
 template <typename T>
 SparseConv2d<T>::SparseConv2d(std::string name, const SparseConvConfig & config, Rng & mask_rng)
     : SparseConv2d(name, config, sparse::random_units(sparse_matrix_shape(config), config.sparsity, mask_rng)) {}
@@ -150,7 +168,71 @@ Tensor<T> SparseConv2d<T>::backward(const Tensor<T> & dy) {
     return dx;
 }
 
+template <typename T>
+channel_remap::FullLayout SparseConv2d<T>::weight_layout() const {
+    MEST_CHECK(stores_every_unit()) << this->name_ << ": not every unit is stored";
+    return {weights_.shape().rows, weights_.shape().cols, weights_.shape().block_rows};
+}
+
+// The old values are remapped into fresh buffers before the matrix is replaced; the matrix is
+// move-assigned, so weights_ and its Parameter keep their addresses, and the Parameter's identity
+// (name, logical shape, flags) is put back over the new matrix's defaults.
+template <typename T>
+void SparseConv2d<T>::rebuild(const SparseConvConfig & config, const channel_remap::FullLayout & from, int64_t taps,
+                              std::span<const int64_t> row_source, std::span<const int64_t> col_source,
+                              const std::function<T()> & fresh_row_value) {
+    MEST_CHECK(probe_ == nullptr) << this->name_ << ": resized with a gradient probe attached";
+    const auto shape = sparse_matrix_shape(config);
+    auto & p = weights_.param();
+    channel_remap::remap<T>(p, from, {shape.rows, shape.cols, shape.block_rows}, taps, row_source, col_source,
+                            fresh_row_value);
+    Buffer<T> value = std::move(p.value), grad = std::move(p.grad);
+    std::vector<Buffer<T>> state = std::move(p.state);
+    const std::string name = p.name;
+    const Shape logical = p.shape;
+    const bool decay = p.decay, is_sparse = p.sparse;
+    const auto units = every_unit(shape);
+    // The temporary's zero value and grad buffers are released right away, before any copy exists.
+    weights_ = sparse::BlockSparseMatrix<T>(name, logical, shape, std::span<const sparse::UnitPosition>(units));
+    auto & q = weights_.param();
+    q.value = std::move(value);
+    q.grad = std::move(grad);
+    q.state = std::move(state);
+    q.decay = decay;
+    q.sparse = is_sparse;
+    config_ = config;
+    release_saved();
+}
+
+template <typename T>
+void SparseConv2d<T>::resize_out_channels(std::span<const int64_t> source, Rng & rng) {
+    MEST_CHECK(!source.empty()) << this->name_ << ": no channels";
+    const auto from = weight_layout();
+    const int64_t taps = config_.conv.kernel * config_.conv.kernel;
+    const int64_t out = static_cast<int64_t>(source.size());
+    SparseConvConfig c = config_;
+    c.conv.out_channels = out;
+    c.block_rows = every_unit_block_rows(out);
+    c.sparsity = 0.0;
+    const double stddev = std::sqrt(2.0 / static_cast<double>(out * taps));
+    rebuild(c, from, taps, source, channel_remap::identity(config_.conv.in_channels),
+            [&] { return static_cast<T>(rng.normal() * stddev); });
+}
+
+template <typename T>
+void SparseConv2d<T>::resize_in_channels(std::span<const int64_t> source) {
+    MEST_CHECK(!source.empty()) << this->name_ << ": no channels";
+    const auto from = weight_layout();
+    SparseConvConfig c = config_;
+    c.conv.in_channels = static_cast<int64_t>(source.size());
+    c.sparsity = 0.0;
+    rebuild(c, from, config_.conv.kernel * config_.conv.kernel, channel_remap::identity(config_.conv.out_channels),
+            source, [] { return T(0); });
+}
+
 template class SparseConv2d<float>;
 template class SparseConv2d<double>;
+template std::unique_ptr<SparseConv2d<float>> make_every_unit_conv(const std::string &, const Conv2dConfig &);
+template std::unique_ptr<SparseConv2d<double>> make_every_unit_conv(const std::string &, const Conv2dConfig &);
 
 }  // namespace mest::nn

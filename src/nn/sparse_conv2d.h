@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/sparse_conv_reference.h"
+#include "nn/channel_remap.h"
 #include "nn/conv2d.h"
 #include "sparse/block_sparse_matrix.h"
 #include "sparse/gradient_probe.h"
@@ -51,7 +52,23 @@ public:
     // probe must match the weight's shape and outlive its use.
     void set_gradient_probe(sparse::GradientProbe<T> * probe) { probe_ = probe; }
 
+    // Whether every unit is stored (the channel scheme's narrow convs): then the weight is the dense
+    // matrix in unit-major order, weight_layout() says where each element lives, and the layer can
+    // be resized.
+    bool stores_every_unit() const { return weights_.nnz_units() == weights_.shape().total_units(); }
+    channel_remap::FullLayout weight_layout() const;
+    // Conv2d's resize_out_channels / resize_in_channels (same rules, same He init for new filters)
+    // for a layer that stores every unit: the BlockSparseMatrix is rebuilt in place with every unit
+    // of the new shape (new index arrays and layout id, so no stale transposed view survives), block
+    // height every_unit_block_rows(new C_out). The weight Parameter stays the same object and keeps
+    // its logical shape. No gradient probe may be attached.
+    void resize_out_channels(std::span<const int64_t> source, Rng & rng);
+    void resize_in_channels(std::span<const int64_t> source);
+
 private:
+    void rebuild(const SparseConvConfig & config, const channel_remap::FullLayout & from, int64_t taps,
+                 std::span<const int64_t> row_source, std::span<const int64_t> col_source,
+                 const std::function<T()> & fresh_row_value);
     kernels::ConvGeometry geometry_for(const Shape & input) const;
     Tensor<T> run_forward(const Tensor<T> & x, const kernels::BasicInputTransform<T> * transform);
     const kernels::BasicInputTransform<T> * saved_transform() const { return has_transform_ ? &transform_ : nullptr; }
@@ -71,5 +88,13 @@ private:
 std::vector<sparse::UnitPosition> random_units(const sparse::BlockSparseShape & shape, double sparsity, Rng & rng);
 // The [C_out, C_in*kh*kw] matrix shape of a sparse conv.
 sparse::BlockSparseShape sparse_matrix_shape(const SparseConvConfig & config);
+// Every unit of a shape, in (block, column) order.
+std::vector<sparse::UnitPosition> every_unit(const sparse::BlockSparseShape & shape);
+// Block height of a layer that stores every unit: the largest of 4, 2, 1 dividing out_channels, so no
+// padded rows are stored (the kernels exist for 1, 2 and 4 rows).
+int64_t every_unit_block_rows(int64_t out_channels);
+// A dense convolution run by mest's block kernels: a SparseConv2d holding every unit.
+template <typename T>
+std::unique_ptr<SparseConv2d<T>> make_every_unit_conv(const std::string & name, const Conv2dConfig & config);
 
 }  // namespace mest::nn

@@ -111,6 +111,7 @@ int64_t SparseLayerFactory<T>::channel_mid_width(int64_t out_channels) const {
 template <typename T>
 void SparseLayerFactory<T>::mark_channel_block(BasicBlock<T> & block, int64_t in_channels, int64_t out_channels) const {
     if (scheme_ != sparse::Scheme::kChannel || planning_) return;
+    block.set_channel_scheme(true);
     std::vector<Parameter<T> *> params;
     block.collect_parameters(params);
     for (auto * p : params) {
@@ -136,15 +137,7 @@ ModulePtr<T> SparseLayerFactory<T>::channel_conv(const std::string & name, const
     if (name.rfind("layer", 0) == 0) stage = std::max(1, std::atoi(name.c_str() + 5));
     const int64_t size = std::min(input_.height, input_.width) >> (stage - 1);
     if (size < 16) return std::make_unique<Conv2d<T>>(name, config);
-    // Block height dividing the output width, so no padded rows are stored (kernels exist for 1, 2, 4).
-    const int64_t rows = config.out_channels % 4 == 0 ? 4 : (config.out_channels % 2 == 0 ? 2 : 1);
-    const SparseConvConfig full{config, rows, 0.0};
-    const auto shape = sparse_matrix_shape(full);
-    std::vector<sparse::UnitPosition> units;
-    units.reserve(static_cast<std::size_t>(shape.total_units()));
-    for (int32_t b = 0; b < shape.num_blocks(); ++b)
-        for (int32_t c = 0; c < shape.cols; ++c) units.push_back({b, c});
-    return std::make_unique<SparseConv2d<T>>(name, full, units);
+    return make_every_unit_conv<T>(name, config);
 }
 
 template <typename T>

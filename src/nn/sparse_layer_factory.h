@@ -47,7 +47,8 @@ public:
     // at least 1); 0 (= full width) for every other scheme.
     int64_t channel_mid_width(int64_t out_channels) const;
     // Channel scheme: records the narrowed block's convs and BN1 under their logical (dense) shapes, so
-    // sparsity reports count the removed filters and input channels.
+    // sparsity reports count the removed filters and input channels (resizes keep these shapes), and
+    // marks the block as a channel-scheme block (mutated by mest*, its channel ids checkpointed).
     void mark_channel_block(BasicBlock<T> & block, int64_t in_channels, int64_t out_channels) const;
 
     // Whether residual blocks recompute conv2's output in backward instead of keeping it.

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "methods/channel_mutation.h"
 #include "methods/sparse_layer_handles.h"
 
 namespace mest::train {
@@ -67,6 +68,20 @@ void restore_layout(sparse::BlockSparseMatrix<float> & m, const std::string & pa
     m.mutate(all, units);
 }
 
+// Resizes a channel block to the stored logical ids (validated: at least one, strictly increasing,
+// below the block's full width). Grown slots get initial values until the value tensors are loaded.
+void restore_channels(nn::BasicBlock<float> & block, const std::string & path, const std::string & name,
+                      const char * data, std::size_t count) {
+    std::vector<int32_t> ids(count);
+    std::memcpy(ids.data(), data, count * sizeof(int32_t));
+    bool valid = count >= 1;
+    for (std::size_t i = 0; i < count && valid; ++i)
+        valid = ids[i] >= 0 && ids[i] < block.out_channels() && (i == 0 || ids[i] > ids[i - 1]);
+    MEST_INPUT_CHECK(valid) << "checkpoint " << path << ": tensor '" << name << "' holds an invalid channel list";
+    Rng unused(0);
+    block.set_mid_channels(ids, unused);
+}
+
 void append(std::string & out, const void * data, std::size_t bytes) {
     out.append(static_cast<const char *>(data), bytes);
 }
@@ -115,6 +130,9 @@ ModelTensors model_tensors(nn::Module<float> & model) {
     if (auto * net = dynamic_cast<nn::Sequential<float> *>(&model))
         for (const auto & layer : methods::find_sparse_layers(*net, sparse::Scheme::kUnstructured))
             t.topologies.push_back({layer.weights->param().name + ".units", layer.weights});
+    if (auto * net = dynamic_cast<nn::Sequential<float> *>(&model))
+        for (auto * block : methods::find_channel_blocks(*net))
+            t.channel_blocks.push_back({block->name() + ".channel_ids", block});
     return t;
 }
 
@@ -130,6 +148,11 @@ void save_checkpoint(const std::string & path, const CheckpointMeta & meta, cons
     for (const auto & t : tensors.topologies) {
         layouts.push_back(unit_ids(*t.weights));
         table.push_back({{"name", t.name}, {"offset", offset}, {"count", layouts.back().size()}, {"dtype", "i32"}});
+        offset += layouts.back().size() * sizeof(int32_t);
+    }
+    for (const auto & c : tensors.channel_blocks) {
+        layouts.push_back(c.block->mid_channel_ids());
+        table.push_back({{"name", c.name}, {"offset", offset}, {"count", layouts.back().size()}, {"dtype", "i32"}});
         offset += layouts.back().size() * sizeof(int32_t);
     }
     const nlohmann::json header{{"config", meta.config},
@@ -191,6 +214,14 @@ void load_checkpoint(const std::string & path, const ModelTensors & tensors, boo
                                                       t.at("count").get<std::size_t>()};
     } catch (const nlohmann::json::exception & e) {
         MEST_FAIL_INPUT() << "checkpoint " << path << ": bad tensor table (" << e.what() << ")";
+    }
+    for (const auto & c : tensors.channel_blocks) {
+        auto it = table.find(c.name);
+        if (it == table.end()) continue;  // saved before channel mutation: the width comes from the config
+        const auto [offset, count] = it->second;
+        MEST_INPUT_CHECK(offset + count * sizeof(int32_t) <= p.payload.size())
+            << "checkpoint " << path << ": tensor '" << c.name << "' runs past the end of the file";
+        restore_channels(*c.block, path, c.name, p.payload.data() + offset, count);
     }
     for (const auto & t : tensors.topologies) {
         auto it = table.find(t.name);

@@ -121,6 +121,9 @@ void validate(const TrainConfig & c) {
         << "--model: unknown model '" << c.model << "' (valid: " << join(nn::model_names()) << ")";
     MEST_INPUT_CHECK(contains(methods::method_names(), c.method))
         << "--method: unknown method '" << c.method << "' (valid: " << join(methods::method_names()) << ")";
+    MEST_INPUT_CHECK(!methods::method_starts_dense(c.method) || c.scheme == "unstructured" || c.scheme == "block")
+        << "--method " << c.method << " prunes from a dense start, which --scheme " << c.scheme
+        << " cannot represent (use unstructured or block)";
     MEST_INPUT_CHECK(c.update_every >= 0)
         << "--update-every must be >= 0 (0 = the method's default), got " << c.update_every;
     MEST_INPUT_CHECK(c.update_interval >= 0)

@@ -1,5 +1,7 @@
 #include "train/presets.h"
 
+#include <cstdint>
+
 #include "core/error.h"
 
 namespace mest::train {
@@ -11,7 +13,7 @@ nlohmann::json official_cifar(const char * data) {
             {"sparsity", 0.9},  {"epochs", 160},         {"batch-size", 64},
             {"lr", 0.1},        {"lr-min", 4e-8},        {"schedule", "cosine"},
             {"momentum", 0.9},  {"weight-decay", 1e-4},  {"update-every", 5},
-            {"augment-pad", 4}, {"augment-flip", true},  {"seed", 914}};
+            {"augment-pad", 4}, {"augment-flip", true},  {"seed", uint64_t{914}}};
 }
 
 }  // namespace

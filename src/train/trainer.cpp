@@ -316,7 +316,11 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
                 in_epoch.updates += t.updates;
                 in_epoch.pruned += t.pruned;
                 in_epoch.grown += t.grown;
-                if (t.updates) in_epoch.nnz = t.nnz;
+                if (t.updates) {
+                    in_epoch.nnz = t.nnz;
+                    in_epoch.prune_to = t.prune_to;
+                    in_epoch.grow_to = t.grow_to;
+                }
             }
             ++iteration;
             ++done;

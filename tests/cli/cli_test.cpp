@@ -559,9 +559,26 @@ TEST_F(Cli, MestRunsMutateAndEndExactlyAtTheTarget) {
         EXPECT_NEAR(json::parse(ev.out).at("test_acc").get<double>(), metrics(dir).back().at("test_acc").get<double>(),
                     1e-9);
     }
-    const Result channel =
-        run(train_args(root_->file("mest-channel"), {{"--method", "mest-ems"}, {"--scheme", "channel"}}));
-    expect_input_failure(channel, "channel");
+    // The channel scheme (ResNets only): one line per residual block and update, and the checkpoint
+    // brings the resized blocks back (eval reproduces the run's test accuracy).
+    const std::string channel_dir = root_->file("mest-channel");
+    const auto channel_args = train_args(channel_dir, {{"--method", "mest-ems"},
+                                                       {"--scheme", "channel"},
+                                                       {"--model", "resnet20"},
+                                                       {"--sparsity", "0.5"},
+                                                       {"--epochs", "2"},
+                                                       {"--update-every", "1"},
+                                                       {"--limit-train", "32"}});
+    const Result channel = run(channel_args);
+    expect_success(channel, channel_args);
+    const auto channel_lines = lines_of(read_text(channel_dir + "/topology.jsonl"));
+    ASSERT_EQ(channel_lines.size(), 18u);
+    EXPECT_EQ(json::parse(channel_lines.front()).at("layer"), "layer1.0");
+    const std::vector<std::string> channel_eval{"eval", channel_dir + "/last", "--json", "--threads", "1"};
+    const Result ce = run(channel_eval);
+    expect_success(ce, channel_eval);
+    EXPECT_NEAR(json::parse(ce.out).at("test_acc").get<double>(),
+                metrics(channel_dir).back().at("test_acc").get<double>(), 1e-9);
 }
 
 TEST_F(Cli, ResumedMestRunMatchesTheUninterruptedRun) {

@@ -82,9 +82,14 @@ TEST(MestMethod, GradientWindowIsSummedOnlyBeforeUpdates) {
               before.current[static_cast<int>(MemCategory::kOptimizerState)]);
 }
 
-TEST(MestMethod, ChannelSchemeIsAnInputError) {
+TEST(MestMethod, ChannelSchemeMutatesTheResidualBlocks) {
     auto net = sparse_resnet("channel");
-    EXPECT_THROW(methods::MestMethod(*net, sparse::Scheme::kChannel, {}), Error);
+    methods::MestMethod method(*net, sparse::Scheme::kChannel, {});
+    EXPECT_TRUE(method.layers().empty());
+    ASSERT_EQ(method.channel_blocks().size(), 9u);
+    const auto updates = method.begin_epoch(0, 10);
+    ASSERT_EQ(updates.size(), 9u);
+    EXPECT_EQ(updates.front().layer, "layer1.0");
 }
 
 }  // namespace
