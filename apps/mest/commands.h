@@ -12,7 +12,8 @@ struct TrainArgs {
     train::TrainConfig config;
     std::string config_file;
     std::string preset;
-    bool resume = false, force = false, quiet = false;
+    std::string resume_dir;  // --resume RUN_DIR (a bare --resume continues --out)
+    bool force = false, quiet = false;
 };
 CLI::App * add_train_command(CLI::App & app, TrainArgs & args);
 int run_train(const CLI::App & cmd, TrainArgs & args);
@@ -32,6 +33,13 @@ struct InspectArgs {
 };
 CLI::App * add_inspect_command(CLI::App & app, InspectArgs & args);
 int run_inspect(const InspectArgs & args);
+
+struct ReportArgs {
+    std::vector<std::string> run_dirs;
+    std::string out;
+};
+CLI::App * add_report_command(CLI::App & app, ReportArgs & args);
+int run_report(const ReportArgs & args);
 
 struct BenchArgs {
     std::string model = "resnet32";

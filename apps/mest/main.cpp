@@ -1,4 +1,4 @@
-// `mest`: the command line. Subcommands train, eval, inspect and bench; exit code 2 on bad input, 1 on an
+// `mest`: the command line. Subcommands train, eval, inspect, report and bench; exit code 2 on bad input, 1 on an
 // internal error.
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -16,10 +16,12 @@ int main(int argc, char ** argv) {
     mest::app::EvalArgs eval_args;
     mest::app::BenchArgs bench_args;
     mest::app::InspectArgs inspect_args;
+    mest::app::ReportArgs report_args;
     CLI::App * train_cmd = mest::app::add_train_command(app, train_args);
     CLI::App * eval_cmd = mest::app::add_eval_command(app, eval_args);
     CLI::App * bench_cmd = mest::app::add_bench_command(app, bench_args);
     CLI::App * inspect_cmd = mest::app::add_inspect_command(app, inspect_args);
+    CLI::App * report_cmd = mest::app::add_report_command(app, report_args);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp & e) {
@@ -37,6 +39,7 @@ int main(int argc, char ** argv) {
         if (eval_cmd->parsed()) return mest::app::run_eval(eval_args);
         if (bench_cmd->parsed()) return mest::app::run_bench(bench_args);
         if (inspect_cmd->parsed()) return mest::app::run_inspect(inspect_args);
+        if (report_cmd->parsed()) return mest::app::run_report(report_args);
     } catch (const mest::Error & e) {
         std::fprintf(stderr, "mest: error: %s\n", e.what());
         return e.kind() == mest::ErrorKind::kInvalidInput ? 2 : 1;

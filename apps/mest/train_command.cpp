@@ -1,8 +1,10 @@
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 
 #include "commands.h"
 #include "core/error.h"
+#include "train/json_input.h"
 #include "train/presets.h"
 #include "train/trainer.h"
 
@@ -60,6 +62,25 @@ CLI::App * add_train_command(CLI::App & app, TrainArgs & args) {
         ->capture_default_str();
     cmd->add_flag("--allow-regrow", c.allow_regrow,
                   "mest*: growth may re-pick positions pruned in the same update (the released code does)");
+    cmd->add_flag("--data-efficient", c.data_efficient,
+                  "Two-stage training (MEST's data efficiency): count forgetting events on all examples for "
+                  "--de-stage1-epochs, then train the rest of the epochs without the least-forgotten examples; "
+                  "writes RUN_DIR/forgetting.csv");
+    cmd->add_option("--de-stage1-epochs", c.de_stage1_epochs,
+                    "data efficiency: epochs on all examples before the removal (0 = round(epochs * 70/160), the "
+                    "scripts' 70 of 160; = --epochs: forgetting statistics only)")
+        ->capture_default_str();
+    cmd->add_option("--de-remove", c.de_remove,
+                    "data efficiency: remove the N least-forgotten examples (< 0 = not this rule)")
+        ->capture_default_str();
+    cmd->add_option("--de-remove-fraction", c.de_remove_fraction,
+                    "data efficiency: remove this share of the examples, least forgotten first (< 0 = not this "
+                    "rule; the default rule, 0.24 = the scripts' 12000 of 50000)")
+        ->capture_default_str();
+    cmd->add_option("--de-max-forgets", c.de_max_forgets,
+                    "data efficiency: remove the examples learned and forgotten at most C times, e.g. 0 or 1 (< 0 = "
+                    "not this rule)")
+        ->capture_default_str();
     cmd->add_option("--scheme", c.scheme,
                     "Sparsity scheme of sparse methods: unstructured (any weights), block (block-rows x 1 columns), "
                     "pattern (3x3 kernels keep 4 taps of 8 patterns, whole kernels removed; sparsity >= 0.556), "
@@ -103,14 +124,34 @@ CLI::App * add_train_command(CLI::App & app, TrainArgs & args) {
         ->capture_default_str();
     cmd->add_option("--augment-flip", c.augment_flip, "Random horizontal flips (true/false)")->capture_default_str();
     cmd->add_option("--eval-every", c.eval_every, "Evaluate on the test set every N epochs")->capture_default_str();
-    cmd->add_option("--out", c.out, "Run directory")->required();
+    cmd->add_option("--keep-checkpoints", c.keep_checkpoints,
+                    "Checkpoints kept in the run directory as ckpt-<iteration> (`last` is the newest, `best` the best "
+                    "epoch's)")
+        ->capture_default_str();
+    cmd->add_option("--checkpoint-every-steps", c.checkpoint_every_steps,
+                    "Also checkpoint every N optimizer steps, inside epochs (0 = at epoch ends only); --resume "
+                    "continues from the step exactly")
+        ->capture_default_str();
+    cmd->add_option("--on-divergence", c.on_divergence,
+                    "A NaN/Inf loss or gradient: stop (exit code 3, the last checkpoint intact) or rollback (reload "
+                    "`last` with the learning rate x --divergence-lr-factor, at most 3 times)")
+        ->capture_default_str();
+    cmd->add_option("--divergence-lr-factor", c.divergence_lr_factor,
+                    "--on-divergence rollback: learning-rate multiplier per rollback")
+        ->capture_default_str();
+    cmd->add_option("--out", c.out, "Run directory");
     cmd->add_option("--preset", args.preset,
                     "Named recipe applied over the defaults (--config and flags override it): fashion-mnist (the "
                     "defaults: ResNet-32, 30 epochs, MEST+EM&S block 90%), mest-cifar10-resnet32 and "
                     "mest-cifar100-resnet32 (the official MEST scripts: ResNet-32 32/64/128, 160 epochs, batch 64, "
                     "lr 0.1 cosine, weight decay 1e-4, updates every 5 epochs)");
     cmd->add_option("--config", args.config_file, "JSON file of settings (keys = flag names); flags override it");
-    cmd->add_flag("--resume", args.resume, "Continue the run in --out from its `last` checkpoint");
+    cmd->add_option("--resume", args.resume_dir,
+                    "Continue the run in RUN_DIR (or --out) from its `last` checkpoint, exactly where it stopped "
+                    "(same weights and metrics as without the interruption); only --epochs (to extend), --threads "
+                    "and the checkpoint and divergence flags may change")
+        ->expected(0, 1)
+        ->type_name("[RUN_DIR]");
     cmd->add_flag("--force", args.force, "Replace a run that already exists in --out");
     cmd->add_flag("--quiet", args.quiet, "No progress bar");
     return cmd;
@@ -126,12 +167,8 @@ int run_train(const CLI::App & cmd, TrainArgs & args) {
     if (!args.config_file.empty()) {
         std::ifstream in(args.config_file);
         MEST_INPUT_CHECK(in.good()) << "--config: cannot open " << args.config_file;
-        nlohmann::json file;
-        try {
-            file = nlohmann::json::parse(in);
-        } catch (const nlohmann::json::exception & e) {
-            MEST_FAIL_INPUT() << "--config: " << args.config_file << " is not valid JSON (" << e.what() << ")";
-        }
+        const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const nlohmann::json file = train::parse_json_input(text, "--config " + args.config_file);
         const train::TrainConfig base = train::config_from_json(merged, train::TrainConfig{}, "--preset");
         merged = train::to_json(train::config_from_json(file, base, args.config_file));
     }
@@ -140,13 +177,25 @@ int run_train(const CLI::App & cmd, TrainArgs & args) {
         const std::string key = opt->get_lnames().empty() ? "" : opt->get_lnames().front();
         if (opt->count() > 0 && from_cli.contains(key)) merged[key] = from_cli[key];
     }
-    const train::TrainConfig config = train::config_from_json(merged, train::TrainConfig{}, "the command line");
+    train::TrainConfig config = train::config_from_json(merged, train::TrainConfig{}, "the command line");
     train::RunOptions options;
-    options.resume = args.resume;
+    options.resume = cmd.count("--resume") > 0;
+    if (!args.resume_dir.empty()) {
+        MEST_INPUT_CHECK(config.out.empty() || config.out == args.resume_dir)
+            << "--resume " << args.resume_dir << " and --out " << config.out << " name different run directories";
+        config.out = args.resume_dir;
+    }
     options.force = args.force;
     options.progress = !args.quiet;
-    train::run_training(config, options);
-    return 0;
+    options.resume_overrides.clear();
+    for (const CLI::Option * opt : cmd.get_options())
+        if (opt->count() > 0 && !opt->get_lnames().empty())
+            options.resume_overrides.push_back(opt->get_lnames().front());
+    const train::RunSummary summary = train::run_training(config, options);
+    if (!summary.message.empty())
+        std::fprintf(stderr, "mest: %s%s\n", summary.exit_code == train::kDivergedExitCode ? "error: " : "",
+                     summary.message.c_str());
+    return summary.exit_code;
 }
 
 }  // namespace mest::app

@@ -131,6 +131,11 @@ bool BatchLoader::next(Batch & batch) {
     return true;
 }
 
+void BatchLoader::skip_batches(int64_t count) {
+    MEST_CHECK(count >= 0) << "skip " << count << " batches";
+    cursor_ = std::min<int64_t>(num_examples(), cursor_ + count * batch_size_);
+}
+
 void BatchLoader::keep_first(int64_t count) {
     if (count <= 0 || count >= data_.size) return;
     std::vector<int64_t> rows(static_cast<std::size_t>(count));

@@ -51,6 +51,9 @@ public:
     // epoch. `batch.images` is overwritten in place when its shape matches, so a copy of it kept from the
     // previous batch (tensors share storage) sees the new pixels.
     bool next(Batch & batch);
+    // Moves past the next `count` batches without assembling them: a run resumed inside an epoch sees
+    // the rest of that epoch's order.
+    void skip_batches(int64_t count);
 
 private:
     void fill_example(int64_t row, float * out) const;

@@ -74,7 +74,8 @@ Dataset read_cifar_files(const std::vector<std::string> & paths, const CifarForm
     out.example_ids.resize(static_cast<std::size_t>(out.size));
 
     // Every record is read, even past max_examples, so a bad label anywhere fails the same way.
-    std::vector<uint8_t> chunk(static_cast<std::size_t>(kRecordsPerRead * record_bytes));
+    const int64_t largest = counts.empty() ? 0 : *std::max_element(counts.begin(), counts.end());
+    std::vector<uint8_t> chunk(static_cast<std::size_t>(std::min(kRecordsPerRead, largest) * record_bytes));
     int64_t row = 0;
     for (std::size_t f = 0; f < paths.size(); ++f) {
         const std::string & path = paths[f];

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <vector>
 
 #include "core/error.h"
@@ -22,6 +23,8 @@ constexpr uint32_t kLabelsMagic = 0x00000801;  // unsigned bytes, 1 dim
 // Far above any IDX dataset (Fashion-MNIST train is 4.7e7) but stops a corrupt header from asking
 // for terabytes.
 constexpr double kMaxElements = 1e8;
+// Deflate's maximum compression ratio (zlib's technical details: 1032:1); the gzip frame only adds.
+constexpr std::size_t kMaxDeflateRatio = 1032;
 
 std::string hex32(uint32_t value) {
     char text[16];
@@ -36,7 +39,11 @@ public:
     explicit IdxFile(std::string path) : path_(std::move(path)) {
         file_ = gzopen(path_.c_str(), "rb");
         if (file_ == nullptr) MEST_FAIL_INPUT() << "cannot open " << path_ << ": " << std::strerror(errno);
-        gzbuffer(file_, 1 << 20);
+        std::error_code ec;
+        file_bytes_ = static_cast<std::size_t>(std::filesystem::file_size(path_, ec));
+        if (ec) file_bytes_ = std::numeric_limits<std::size_t>::max() / kMaxDeflateRatio;  // no bound known
+        // 1 MiB buffers for the datasets, less for small files (zlib allocates three times this).
+        gzbuffer(file_, static_cast<unsigned>(std::clamp<std::size_t>(file_bytes_, 1 << 16, 1 << 20)));
     }
     ~IdxFile() {
         if (file_ != nullptr) gzclose_r(file_);
@@ -62,6 +69,21 @@ public:
                               << " bytes (decompressed), got " << consumed_
                               << (errnum == Z_BUF_ERROR ? " (gzip stream ends early)" : "");
         }
+    }
+
+    // Called before allocating for the next `bytes` (decompressed) bytes, so that a header claiming
+    // far more data than the file holds is an input error, not a huge allocation. A raw file must
+    // hold them; gzip data expands at most kMaxDeflateRatio-fold. Valid only after the first read,
+    // which lets zlib tell raw from gzip.
+    void expect_available(std::size_t bytes) {
+        const bool raw = gzdirect(file_) == 1;
+        const std::size_t limit = raw ? file_bytes_ : file_bytes_ * kMaxDeflateRatio;
+        if (consumed_ <= limit && bytes <= limit - consumed_) return;
+        if (raw)
+            MEST_FAIL_INPUT() << "IDX file " << path_ << " is truncated: expected " << consumed_ + bytes
+                              << " bytes (decompressed), got " << file_bytes_;
+        MEST_FAIL_INPUT() << "IDX file " << path_ << " is truncated: expected " << consumed_ + bytes
+                          << " bytes (decompressed), more than its " << file_bytes_ << " gzip bytes can hold";
     }
 
     // Reads and drops `bytes`, still decompressing them so that corruption there is caught.
@@ -115,6 +137,7 @@ private:
     std::string path_;
     gzFile file_ = nullptr;
     std::size_t consumed_ = 0;
+    std::size_t file_bytes_ = 0;  // on disk (compressed, for gzip)
 };
 
 // Distributions name these files with a dash or a dot before "idx", compressed or not.
@@ -147,6 +170,7 @@ int64_t read_labels(const std::string & path, int num_classes, int64_t keep, Buf
     const uint32_t count = file.read_u32_be();
     MEST_INPUT_CHECK(count > 0 && count <= kMaxElements)
         << "IDX file " << path << " has an implausible label count " << count;
+    file.expect_available(count);
     std::vector<uint8_t> raw(count);
     file.read_exact(raw.data(), raw.size());
     file.expect_end();
@@ -178,6 +202,8 @@ Dataset read_idx_split(const std::string & dir, const std::string & prefix, int 
         << "IDX file " << images_path << " has implausible dimensions " << count << " x " << rows << " x " << cols;
     MEST_INPUT_CHECK(count == label_count) << "IDX image file " << images_path << " holds " << count
                                            << " examples but label file " << labels_path << " holds " << label_count;
+
+    file.expect_available(static_cast<std::size_t>(count) * rows * cols);
 
     out.channels = 1;
     out.height = static_cast<int>(rows);

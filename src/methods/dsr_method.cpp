@@ -79,6 +79,20 @@ DsrMethod::DsrMethod(nn::Sequential<float> & net, const MethodOptions & options)
         << "--update-end must be in (0, 1] for dsr, got " << update_end_;
 }
 
+MethodStateView DsrMethod::save_state() const {
+    MethodStateView view;
+    view.info = nlohmann::json{{"threshold", threshold_}};
+    return view;
+}
+
+void DsrMethod::restore_state(const MethodState & state) {
+    if (!state.info.is_object() || !state.info.contains("threshold")) return;
+    const nlohmann::json & h = state.info.at("threshold");
+    MEST_INPUT_CHECK(h.is_number() && std::isfinite(h.get<double>()) && h.get<double>() > 0.0)
+        << "checkpoint: dsr threshold " << h.dump() << " is not a positive number";
+    threshold_ = h.get<double>();
+}
+
 int64_t DsrMethod::period_at(double progress) const {
     int64_t period = base_interval_;
     for (const double doubling : {0.125, 0.4, 0.7})

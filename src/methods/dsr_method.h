@@ -29,8 +29,8 @@
 //     share is split uniformly among them.
 //   - The reference's "rounding fixes go to a random layer" becomes largest remainders with RNG
 //     tie-breaking, so the counts are exact and the seed alone fixes them.
-//   - The threshold H is method state that is not checkpointed yet: a resumed run restarts it at
-//     H0 (it re-adapts within a few updates); the reliability issue will checkpoint it.
+//   - Checkpointed state: the threshold H (info {"threshold": H}); a checkpoint without it restarts
+//     at H0. The update RNG is drawn from (seed, step).
 #pragma once
 #include "methods/sparse_method.h"
 
@@ -57,8 +57,10 @@ public:
     int64_t period_at(double progress) const;
 
     double threshold() const { return threshold_; }
-    // Restores a threshold (tests; the checkpoint once the reliability issue stores it).
     void set_threshold(double threshold) { threshold_ = threshold; }
+
+    MethodStateView save_state() const override;
+    void restore_state(const MethodState & state) override;
     // N_p: the units one update should prune, the target H tracks.
     double target_pruned_units() const;
 

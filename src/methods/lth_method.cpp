@@ -108,6 +108,43 @@ void LthMethod::take_snapshot() {
     has_snapshot_ = true;
 }
 
+MethodStateView LthMethod::save_state() const {
+    MethodStateView view;
+    view.info = nlohmann::json{{"snapshot", has_snapshot_}};
+    if (!has_snapshot_) return view;
+    for (std::size_t l = 0; l < layers_.size(); ++l)
+        view.floats.emplace_back("snapshot.layer." + layers_[l].name, layer_snapshot_[l].span());
+    for (std::size_t i = 0; i < dense_params_.size(); ++i)
+        view.floats.emplace_back("snapshot.param." + dense_params_[i]->name, param_snapshot_[i].span());
+    for (std::size_t i = 0; i < state_.size(); ++i)
+        view.floats.emplace_back("snapshot.state." + state_[i].name, state_snapshot_[i].span());
+    return view;
+}
+
+void LthMethod::restore_state(const MethodState & state) {
+    layer_snapshot_.clear();
+    param_snapshot_.clear();
+    state_snapshot_.clear();
+    has_snapshot_ = false;
+    if (!state.info.is_object() || !state.info.contains("snapshot")) return;
+    MEST_INPUT_CHECK(state.info.at("snapshot").is_boolean()) << "checkpoint: lth state 'snapshot' is not a boolean";
+    if (!state.info.at("snapshot").get<bool>()) return;
+    const auto restore = [&](std::vector<Buffer<float>> & into, const std::string & name, std::size_t count) {
+        const auto * saved = state_array(state.floats, name, count, "lth");
+        MEST_INPUT_CHECK(saved) << "checkpoint: lth state lacks '" << name << "' of its rewind snapshot";
+        Buffer<float> & snap = into.emplace_back(count, MemCategory::kMethodDense);
+        copy_values(snap.data(), saved->data(), count);
+    };
+    for (const auto & layer : layers_) {
+        const auto & shape = layer.weights->shape();
+        restore(layer_snapshot_, "snapshot.layer." + layer.name,
+                static_cast<std::size_t>(shape.total_units() * shape.block_rows));
+    }
+    for (const auto * p : dense_params_) restore(param_snapshot_, "snapshot.param." + p->name, p->size());
+    for (const auto & s : state_) restore(state_snapshot_, "snapshot.state." + s.name, s.values->size());
+    has_snapshot_ = true;
+}
+
 void LthMethod::rewind() {
     for (std::size_t l = 0; l < layers_.size(); ++l) {
         auto & m = *layers_[l].weights;
@@ -172,7 +209,8 @@ std::vector<LayerUpdate> LthMethod::begin_epoch(const StepContext & ctx) {
     const int round = ctx.epoch / length;
     MEST_INPUT_CHECK(has_snapshot_ || ctx.epoch < options_.lth_rewind_epoch || ctx.epoch > rounds_ * length)
         << "--resume: --method lth cannot resume at epoch " << ctx.epoch + 1 << " after --lth-rewind-epoch "
-        << options_.lth_rewind_epoch << " with a pruning round ahead (the rewind snapshot is not checkpointed yet)";
+        << options_.lth_rewind_epoch
+        << " with a pruning round ahead: the checkpoint holds no rewind snapshot (written before mest stored it)";
     if (ctx.epoch % length != 0 || round < 1 || round > rounds_) return {};
     return prune_and_rewind(round);
 }

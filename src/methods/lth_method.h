@@ -22,9 +22,10 @@
 //   - Every layer keeps at least its largest unit: a global ranking can empty a layer, and though
 //     the kernels handle an empty layer, it could never learn back (it would cut the network).
 //     The kept total is therefore at least the number of sparse layers.
-//   - The snapshot (kMethodDense, as large as the dense model) is method state that is not
-//     checkpointed yet: resuming after lth_rewind_epoch with a pruning round still ahead is an
-//     input error naming --resume (the reliability issue will checkpoint it).
+//   - The snapshot (kMethodDense, as large as the dense model) is checkpointed (info {"snapshot":
+//     true}, arrays "snapshot.layer.<layer>", "snapshot.param.<name>", "snapshot.state.<name>"), so a
+//     run resumes anywhere; only a checkpoint without it (written before mest stored it) cannot resume
+//     after lth_rewind_epoch with a pruning round still ahead: an input error naming --resume.
 // Schemes: unstructured and block; pattern and channel are input errors.
 #pragma once
 #include "methods/sparse_method.h"
@@ -43,6 +44,9 @@ public:
     // Snapshots the model now (begin_epoch does at lth_rewind_epoch).
     void take_snapshot();
     bool has_snapshot() const { return has_snapshot_; }
+    MethodStateView save_state() const override;
+    void restore_state(const MethodState & state) override;
+
     // Global magnitude pruning to kept_units(round), then the rewind to the snapshot.
     std::vector<LayerUpdate> prune_and_rewind(int round);
 

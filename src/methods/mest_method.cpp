@@ -1,5 +1,6 @@
 #include "methods/mest_method.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -62,6 +63,23 @@ void MestMethod::after_backward(int epoch, int epochs, int64_t step_in_epoch, in
             grad_sums_[i] = Buffer<float>(p.size(), MemCategory::kOptimizerState, true);
         float * sum = grad_sums_[i].data();
         for (std::size_t j = 0; j < p.size(); ++j) sum[j] += std::fabs(p.grad[j]);
+    }
+}
+
+MethodStateView MestMethod::save_state() const {
+    MethodStateView view;
+    for (std::size_t i = 0; i < scored_.size(); ++i)
+        if (grad_sums_[i].size() > 0) view.floats.emplace_back("grad_sum." + scored_[i]->name, grad_sums_[i].span());
+    return view;
+}
+
+void MestMethod::restore_state(const MethodState & state) {
+    for (std::size_t i = 0; i < scored_.size(); ++i) {
+        grad_sums_[i] = Buffer<float>();
+        const auto * sums = state_array(state.floats, "grad_sum." + scored_[i]->name, scored_[i]->size(), "mest");
+        if (!sums) continue;
+        grad_sums_[i] = Buffer<float>(sums->size(), MemCategory::kOptimizerState);
+        std::copy(sums->begin(), sums->end(), grad_sums_[i].data());
     }
 }
 

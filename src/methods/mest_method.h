@@ -7,6 +7,9 @@
 // resized physically at every update and reported as one LayerUpdate named after the block (units
 // = channels, nnz = stored weights of conv1 + conv2). With lambda > 0 the |g| sums are kept for the
 // blocks' conv1 and conv2 weights.
+// Checkpointed state: the |g| sums while a window is open (arrays "grad_sum.<weight name>"), so a run
+// resumed inside or right after the window prunes as the uninterrupted one; everything else (the
+// mutation RNG, the bounds) is drawn from (seed, epoch).
 #pragma once
 #include <string>
 #include <vector>
@@ -46,6 +49,9 @@ public:
         after_backward(ctx.epoch, ctx.epochs, ctx.step_in_epoch, ctx.steps_per_epoch);
         return {};
     }
+
+    MethodStateView save_state() const override;
+    void restore_state(const MethodState & state) override;
 
     // Channel scheme: the residual blocks mutated (empty for the other schemes).
     const std::vector<nn::BasicBlock<float> *> & channel_blocks() const { return blocks_; }

@@ -133,6 +133,28 @@ SnfsMethod::SnfsMethod(nn::Sequential<float> & net, const MethodOptions & option
     }
 }
 
+MethodStateView SnfsMethod::save_state() const {
+    MethodStateView view;
+    for (std::size_t l = 0; l < layers_.size(); ++l)
+        view.floats.emplace_back("momentum." + layers_[l].name, momentum_[l].span());
+    return view;
+}
+
+void SnfsMethod::restore_state(const MethodState & state) {
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+        layers_[l].set_gradient_probe(nullptr);
+        probes_[l].reset();  // freed first: the ledger's peak stays one buffer per layer
+        momentum_[l] = Buffer<float>();
+        const auto & m = *layers_[l].weights;
+        probes_[l] = std::make_unique<sparse::GradientProbe<float>>(sparse::GradientProbe<float>::complement_of(m));
+        momentum_[l] = Buffer<float>(static_cast<std::size_t>(probes_[l]->nnz_units() * m.shape().block_rows),
+                                     MemCategory::kMethodDense, true);
+        if (const auto * saved = state_array(state.floats, "momentum." + layers_[l].name, momentum_[l].size(), "snfs"))
+            std::copy(saved->begin(), saved->end(), momentum_[l].data());
+    }
+    attached_ = false;
+}
+
 double SnfsMethod::prune_rate_at(int64_t iteration, int64_t total_iterations) const {
     return snfs_prune_rate(anneal_, drop_fraction_, iteration, total_iterations);
 }

@@ -26,7 +26,8 @@
 //   - adjust_prune_rate (lower p for layers under 20 % sparsity that "grow") is not reproduced.
 //   - When every statistic is zero (no momentum yet) each layer regrows what it dropped.
 //   - Prune-rate and momentum ties go to the lower position.
-//   - The buffer is not checkpointed: a resumed run restarts it at zero.
+//   - Checkpointed state: the empty units' momentum (arrays "momentum.<layer>"), restored after the
+//     topology, for which the probe is rebuilt; a checkpoint without it restarts it at zero.
 //   - Unit layouts only (unstructured, block); pattern and channel are input errors.
 #pragma once
 #include <memory>
@@ -57,6 +58,9 @@ public:
     std::vector<LayerUpdate> begin_epoch(const StepContext & ctx) override;
     void before_step(const StepContext & ctx) override;
     std::vector<LayerUpdate> after_step(const StepContext & ctx) override;
+
+    MethodStateView save_state() const override;
+    void restore_state(const MethodState & state) override;
 
     double prune_rate_at(int64_t iteration, int64_t total_iterations) const;
     // One mask update with prune rate p, from the current weights and momenta.

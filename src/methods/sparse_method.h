@@ -17,6 +17,7 @@
 
 #include "data/batch_loader.h"
 #include "methods/mest_schedule.h"
+#include "methods/method_state.h"
 #include "methods/mutation.h"
 #include "methods/sparse_layer_handles.h"
 #include "nn/sequential.h"
@@ -96,6 +97,13 @@ public:
     // > 0: training runs in rounds of this many epochs and the learning-rate schedule restarts at
     // every round (LTH); 0: one schedule over the whole run.
     virtual int round_epochs(int /*epochs*/) const { return 0; }
+
+    // Checkpoints: what must survive an interruption between two steps beyond the topology, weights
+    // and optimizer state the checkpoint holds anyway (default: nothing). restore_state runs on a
+    // freshly built method after the checkpoint's layout and tensors are loaded, so state tied to the
+    // topology is rebuilt for it; arrays of the wrong length are input errors.
+    virtual MethodStateView save_state() const { return {}; }
+    virtual void restore_state(const MethodState & /*state*/) {}
 
     const std::vector<SparseLayerHandle> & layers() const { return layers_; }
 

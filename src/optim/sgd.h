@@ -19,7 +19,10 @@ template <typename T>
 class Sgd {
 public:
     Sgd(std::vector<nn::Parameter<T> *> params, SgdConfig config);
-    void step(double lr);
+    // Returns the sum of the squared gradients it read (accumulated in T per parameter, so an
+    // overflow shows as infinity like a NaN or infinite gradient does): the trainer's divergence
+    // check, at the price of one multiply-add in a pass that is bound by memory anyway.
+    double step(double lr);
     const SgdConfig & config() const { return config_; }
     const std::vector<nn::Parameter<T> *> & parameters() const { return params_; }
 

@@ -1,6 +1,9 @@
 #include "train/config.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <type_traits>
 
 #include "core/error.h"
@@ -39,6 +42,11 @@ void for_each_field(TrainConfig & c, Fn && fn) {
     fn("importance-lambda", c.importance_lambda);
     fn("importance-window", c.importance_window);
     fn("allow-regrow", c.allow_regrow);
+    fn("data-efficient", c.data_efficient);
+    fn("de-stage1-epochs", c.de_stage1_epochs);
+    fn("de-remove", c.de_remove);
+    fn("de-remove-fraction", c.de_remove_fraction);
+    fn("de-max-forgets", c.de_max_forgets);
     fn("epochs", c.epochs);
     fn("batch-size", c.batch_size);
     fn("lr", c.lr);
@@ -56,12 +64,36 @@ void for_each_field(TrainConfig & c, Fn && fn) {
     fn("augment-flip", c.augment_flip);
     fn("out", c.out);
     fn("eval-every", c.eval_every);
+    fn("keep-checkpoints", c.keep_checkpoints);
+    fn("checkpoint-every-steps", c.checkpoint_every_steps);
+    fn("on-divergence", c.on_divergence);
+    fn("divergence-lr-factor", c.divergence_lr_factor);
 }
 
 bool contains(const std::vector<std::string> & names, const std::string & value) {
     for (const auto & n : names)
         if (n == value) return true;
     return false;
+}
+
+bool is_control(char ch) {
+    const auto byte = static_cast<unsigned char>(ch);
+    return byte < 0x20 || byte == 0x7f;
+}
+
+// `text` with control characters as \xNN, so a message about it stays on one line.
+std::string printable(const std::string & text) {
+    std::string out;
+    for (const char ch : text) {
+        if (!is_control(ch)) {
+            out += ch;
+            continue;
+        }
+        char escaped[8];
+        std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned char>(ch));
+        out += escaped;
+    }
+    return out;
 }
 
 std::string join(const std::vector<std::string> & names) {
@@ -101,6 +133,19 @@ TrainConfig config_from_json(const nlohmann::json & j, const TrainConfig & base,
         else
             type_ok = v.is_number_integer();
         MEST_INPUT_CHECK(type_ok) << source << ": key '" << key << "' has the wrong type (" << v.type_name() << ")";
+        // get_to would wrap an integer the field cannot hold (4294967297 -> int 1) without a word.
+        if constexpr (std::is_integral_v<Field> && !std::is_same_v<Field, bool>) {
+            const bool in_range = v.is_number_unsigned()
+                                      ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<Field>::max())
+                                      : v.get<int64_t>() >= static_cast<int64_t>(std::numeric_limits<Field>::min());
+            MEST_INPUT_CHECK(in_range) << source << ": key '" << key << "' is out of range (" << v.dump() << ")";
+        }
+        // Strings end up in messages and file names; a control character there is never meant.
+        if constexpr (std::is_same_v<Field, std::string>) {
+            const auto & text = v.get_ref<const std::string &>();
+            MEST_INPUT_CHECK(std::none_of(text.begin(), text.end(), is_control))
+                << source << ": key '" << key << "' holds a control character";
+        }
         try {
             v.get_to(value);
         } catch (const nlohmann::json::exception &) {
@@ -109,7 +154,7 @@ TrainConfig config_from_json(const nlohmann::json & j, const TrainConfig & base,
     });
     for (const auto & [key, value] : j.items()) {
         (void)value;
-        MEST_INPUT_CHECK(contains(known, key)) << source << ": unknown key '" << key << "'";
+        MEST_INPUT_CHECK(contains(known, key)) << source << ": unknown key '" << printable(key) << "'";
     }
     return c;
 }
@@ -180,6 +225,24 @@ void validate(const TrainConfig & c) {
     MEST_INPUT_CHECK(c.limit_test >= 0) << "--limit-test must be >= 0, got " << c.limit_test;
     MEST_INPUT_CHECK(c.augment_pad >= -1 && c.augment_pad <= 16) << "--augment-pad must be in [-1, 16]";
     MEST_INPUT_CHECK(c.eval_every >= 1) << "--eval-every must be >= 1, got " << c.eval_every;
+    MEST_INPUT_CHECK(c.keep_checkpoints >= 1 && c.keep_checkpoints <= 1000)
+        << "--keep-checkpoints must be in [1, 1000], got " << c.keep_checkpoints;
+    MEST_INPUT_CHECK(c.checkpoint_every_steps >= 0)
+        << "--checkpoint-every-steps must be >= 0 (0 = at epoch ends only), got " << c.checkpoint_every_steps;
+    MEST_INPUT_CHECK(c.on_divergence == "stop" || c.on_divergence == "rollback")
+        << "--on-divergence: unknown value '" << c.on_divergence << "' (valid: stop, rollback)";
+    MEST_INPUT_CHECK(std::isfinite(c.divergence_lr_factor) && c.divergence_lr_factor > 0 && c.divergence_lr_factor < 1)
+        << "--divergence-lr-factor must be in (0, 1), got " << c.divergence_lr_factor;
+    // Negative removal settings mean "not this rule"; de-stage1-epochs 0 means the default.
+    const int rules = (c.de_remove >= 0) + (c.de_remove_fraction >= 0) + (c.de_max_forgets >= 0);
+    MEST_INPUT_CHECK(c.data_efficient || (rules == 0 && c.de_stage1_epochs == 0))
+        << "--de-stage1-epochs, --de-remove, --de-remove-fraction and --de-max-forgets need --data-efficient";
+    MEST_INPUT_CHECK(c.de_stage1_epochs == 0 || (c.de_stage1_epochs >= 1 && c.de_stage1_epochs <= c.epochs))
+        << "--de-stage1-epochs must be in [1, epochs] (epochs: statistics only; 0 = round(epochs * 70/160)), got "
+        << c.de_stage1_epochs;
+    MEST_INPUT_CHECK(rules <= 1) << "--de-remove, --de-remove-fraction and --de-max-forgets exclude each other";
+    MEST_INPUT_CHECK(std::isfinite(c.de_remove_fraction) && c.de_remove_fraction < 1.0)
+        << "--de-remove-fraction must be below 1, got " << c.de_remove_fraction;
 }
 
 }  // namespace mest::train

@@ -31,6 +31,11 @@ struct TrainConfig {
     double importance_lambda = 0.0;    // mest*: importance |w| + lambda*|g| (0 = magnitude, the released code)
     int64_t importance_window = 0;     // mest*: steps of |g| before an update (0 = the whole epoch)
     bool allow_regrow = false;         // mest*: growth may re-pick units pruned in the same update
+    bool data_efficient = false;       // two-stage training without the least-forgotten examples
+    int de_stage1_epochs = 0;          // data efficiency: epochs on all data (0 = round(epochs * 70/160))
+    int64_t de_remove = -1;            // data efficiency: drop the N least forgotten (< 0 = not this rule)
+    double de_remove_fraction = -1.0;  // data efficiency: drop this share (< 0 = not this rule; default 0.24)
+    int de_max_forgets = -1;           // data efficiency: drop learned examples forgotten <= C times (< 0 = not)
     int epochs = 30;
     int batch_size = 64;
     double lr = 0.1;
@@ -48,6 +53,10 @@ struct TrainConfig {
     bool augment_flip = true;
     std::string out;  // run directory
     int eval_every = 1;
+    int keep_checkpoints = 2;            // ckpt-<iteration> files kept in the run directory (`last` = newest)
+    int64_t checkpoint_every_steps = 0;  // also checkpoint every N optimizer steps (0 = at epoch ends only)
+    std::string on_divergence = "stop";  // stop | rollback: what a non-finite loss or gradient does
+    double divergence_lr_factor = 0.5;   // rollback: learning-rate multiplier applied at each rollback
 };
 
 nlohmann::json to_json(const TrainConfig & config);

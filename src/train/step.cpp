@@ -23,7 +23,7 @@ StepResult train_step(nn::Sequential<float> & model, nn::SoftmaxCrossEntropy<flo
     }
     model.backward(dlogits);
     ScopedOpTimer timer(OpKind::kOptimizer);
-    optimizer.step(lr);
+    r.grad_squares = optimizer.step(lr);
     r.loss = r.per_example.mean_loss;
     r.correct = r.per_example.num_correct;
     return r;

@@ -13,6 +13,7 @@ namespace mest::train {
 struct StepResult {
     double loss = 0.0;
     int64_t correct = 0;
+    double grad_squares = 0.0;  // sum of the squared gradients SGD applied (non-finite: diverged)
     nn::CrossEntropyResult<float> per_example;
 };
 

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "core/threads.h"
 #include "core/version.h"
@@ -13,8 +15,12 @@
 #include "methods/sparse_method.h"
 #include "nn/models.h"
 #include "optim/lr_schedule.h"
+#include "report/report_page.h"
 #include "sparse/scheme.h"
 #include "train/checkpoint.h"
+#include "train/checkpoint_files.h"
+#include "train/data_efficiency.h"
+#include "train/interrupt.h"
 #include "train/model_setup.h"
 #include "train/progress.h"
 #include "train/step.h"
@@ -29,6 +35,7 @@ TrainConfig resolve_defaults(TrainConfig c) {
     if (c.update_every == 0 && c.method.rfind("mest", 0) == 0)
         c.update_every = std::max(1, static_cast<int>(std::lround(c.epochs * 5.0 / 160.0)));
     if (c.update_every == 0 && c.method == "set") c.update_every = 1;
+    resolve_data_efficiency_defaults(c);
     return c;
 }
 
@@ -60,6 +67,58 @@ void truncate_metrics(const fs::path & path, int epochs_done) {
     write_text_atomically(path, kept);
 }
 
+// Drops topology.jsonl's lines written after the checkpoint: cut to the size it recorded, or (a
+// format-1 checkpoint, always at an epoch boundary) the lines of later epochs.
+void truncate_topology(const fs::path & path, const CheckpointMeta & at) {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) return;
+    if (at.topology_bytes >= 0) {
+        if (fs::file_size(path) > static_cast<uintmax_t>(at.topology_bytes)) fs::resize_file(path, at.topology_bytes);
+        return;
+    }
+    std::ifstream in(path);
+    std::string kept, line;
+    while (std::getline(in, line)) {
+        try {
+            const nlohmann::json j = nlohmann::json::parse(line);
+            if (j.at("epoch").get<int>() < at.epoch && j.at("iteration").get<int64_t>() <= at.iteration)
+                kept += line + "\n";
+        } catch (const nlohmann::json::exception &) {
+            break;
+        }
+    }
+    write_text_atomically(path, kept);
+}
+
+// The checkpoint's configuration with the settings in `overrides` that a continued run may change
+// taken from `given` (epochs only upwards).
+TrainConfig resumed_config(const nlohmann::json & stored, const TrainConfig & given,
+                           const std::vector<std::string> & overrides, const std::string & source) {
+    const TrainConfig base = config_from_json(stored, TrainConfig{}, source);
+    nlohmann::json merged = to_json(base);
+    const nlohmann::json from = to_json(given);
+    for (const std::string & key : overrides) {
+        if (key == "epochs") {
+            merged[key] = std::max(given.epochs, base.epochs);
+        } else if (key == "threads" || key == "keep-checkpoints" || key == "checkpoint-every-steps" ||
+                   key == "on-divergence" || key == "divergence-lr-factor") {
+            merged[key] = from.at(key);
+        }
+    }
+    TrainConfig c = config_from_json(merged, TrainConfig{}, source);
+    c.out = given.out;
+    return c;
+}
+
+// How a training attempt ended: a divergence to roll back from (the next attempt resumes from
+// `last` with this learning-rate scale and rollback count), or a final summary.
+struct Attempt {
+    RunSummary summary;
+    bool roll_back = false;
+    double lr_scale = 1.0;
+    int rollbacks = 0;
+};
+
 nlohmann::json ledger_json() {
     const auto snap = MemoryLedger::instance().snapshot();
     nlohmann::json j = nlohmann::json::object();
@@ -71,14 +130,19 @@ nlohmann::json ledger_json() {
 void prepare_run_dir(const fs::path & dir, const RunOptions & options) {
     if (options.resume) {
         MEST_INPUT_CHECK(fs::exists(dir / "last")) << "--resume: no checkpoint " << (dir / "last").string();
+        // What a kill left half-written: every file it belongs to is rewritten from the checkpoint on.
+        for (const auto & entry : fs::directory_iterator(dir))
+            if (entry.is_regular_file() && entry.path().extension() == ".tmp") fs::remove(entry.path());
         return;
     }
     if (fs::exists(dir / "config.json") || fs::exists(dir / "last")) {
         MEST_INPUT_CHECK(options.force)
             << "--out: " << dir.string()
             << " already holds a run; pass --resume to continue it or --force to replace it";
-        for (const char * name : {"config.json", "metrics.jsonl", "last", "best", "summary.json"})
+        for (const char * name : {"config.json", "metrics.jsonl", "last", "best", "summary.json", "forgetting.csv",
+                                  DataEfficiency::kStateFile, "topology.jsonl"})
             fs::remove(dir / name);
+        for (const auto & old : rotated_checkpoints(dir)) fs::remove(old.second);
     }
     std::error_code ec;
     fs::create_directories(dir, ec);
@@ -158,9 +222,8 @@ methods::MethodOptions method_options(const TrainConfig & c, const nn::InputSpec
     return o;
 }
 
-}  // namespace
-
-RunSummary run_training(TrainConfig config, const RunOptions & options) {
+// One attempt at the run: fresh, resumed, or (`rollback`) resumed after a divergence.
+Attempt train_attempt(TrainConfig config, const RunOptions & options, const Attempt * rollback) {
     const auto run_start = std::chrono::steady_clock::now();
     MEST_INPUT_CHECK(!config.out.empty()) << "--out: a run directory is required";
     const fs::path dir(config.out);
@@ -168,12 +231,7 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
     if (options.resume) {
         MEST_INPUT_CHECK(fs::exists(dir / "last")) << "--resume: no checkpoint " << (dir / "last").string();
         resumed = read_checkpoint_meta((dir / "last").string());
-        // The checkpoint's configuration wins, except for the epoch count (to extend a run) and threads.
-        TrainConfig stored = config_from_json(resumed.config, TrainConfig{}, (dir / "last").string());
-        stored.epochs = config.epochs > stored.epochs ? config.epochs : stored.epochs;
-        stored.threads = config.threads;
-        stored.out = config.out;
-        config = stored;
+        config = resumed_config(resumed.config, config, options.resume_overrides, (dir / "last").string());
     }
     config = resolve_defaults(config);
     validate(config);
@@ -202,23 +260,45 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
     optim::LrSchedule schedule(
         optim::LrScheduleConfig{config.schedule, config.lr, config.lr_min, config.warmup_epochs, {0.5, 0.75}, 0.1},
         schedule_iterations, per_epoch);
-    const auto lr_at = [&](int64_t it) { return schedule.at(it % schedule_iterations); };
+    const double lr_scale = rollback ? rollback->lr_scale : resumed.lr_scale;  // < 1 after divergence rollbacks
+    const int rollbacks = rollback ? rollback->rollbacks : resumed.rollbacks;
+    const auto lr_at = [&](int64_t it) { return lr_scale * schedule.at(it % schedule_iterations); };
+    // Data efficiency (train/data_efficiency.h). The LR follows epochs (schedule_iteration maps a step to
+    // the full-data iteration); methods get the real step count of the planned schedule, exact from the
+    // start for --de-remove(-fraction), from the switch on for --de-max-forgets.
+    std::optional<DataEfficiency> de;
+    if (config.data_efficient) de.emplace(DataEfficiency::for_dataset(data.train, data_efficiency_config(config)));
+    const auto planned_iterations = [&] {
+        return de ? de->planned_iterations(config.epochs, config.batch_size) : total_iterations;
+    };
+    int64_t method_total_iterations = planned_iterations();
 
     prepare_run_dir(dir, options);
-    const ModelTensors tensors = model_tensors(*model);
+    ModelTensors tensors = model_tensors(*model);
+    tensors.method = method.get();
+    if (de) tensors.aux_arrays = de->state_arrays();
     int start_epoch = 0;
     int64_t iteration = 0;
     RunSummary summary;
     if (options.resume) {
         load_checkpoint((dir / "last").string(), tensors, true);
+        truncate_topology(dir / "topology.jsonl", resumed);
         start_epoch = resumed.epoch;
         iteration = resumed.iteration;
         summary.best_test_acc = resumed.best_test_acc;
         summary.best_epoch = resumed.best_epoch;
         summary.final_test_acc = resumed.test_acc;
         truncate_metrics(dir / "metrics.jsonl", start_epoch);
-        std::printf("resuming %s at epoch %d (best test acc %.2f%%)\n", dir.string().c_str(), start_epoch + 1,
-                    100.0 * resumed.best_test_acc);
+        if (de) {
+            if (resumed.format >= 2)
+                de->restore();  // the arrays came with the checkpoint
+            else
+                de->load_state((dir / DataEfficiency::kStateFile).string(), start_epoch);
+            if (de->stage2_started()) train_loader.set_subset(de->kept_rows());
+            method_total_iterations = planned_iterations();
+        }
+        std::printf("resuming %s at epoch %d step %lld (best test acc %.2f%%)\n", dir.string().c_str(), start_epoch + 1,
+                    static_cast<long long>(resumed.step_in_epoch), 100.0 * resumed.best_test_acc);
     }
     nlohmann::json config_json = to_json(config);
     nlohmann::json run_json{{"config", config_json},
@@ -274,18 +354,89 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
                         100.0 * pruned.sparse_layer_sparsity(), 100.0 * pruned.overall_sparsity());
         }
     }
+    // Checkpoints at epoch ends, every checkpoint_every_steps steps and on SIGINT/SIGTERM; position
+    // (epochs_done, step) = steps done in epoch epochs_done, with that partial epoch's sums.
+    const auto checkpoint = [&](int epochs_done, int64_t step, double loss_sum, int64_t correct, int64_t seen,
+                                double seconds, bool best) {
+        CheckpointMeta meta{config_json,           epochs_done,       iteration, summary.final_test_acc,
+                            summary.best_test_acc, summary.best_epoch};
+        meta.step_in_epoch = step;
+        meta.loss_sum = loss_sum;
+        meta.correct = correct;
+        meta.seen = seen;
+        meta.partial_epoch_seconds = seconds;
+        meta.lr_scale = lr_scale;
+        meta.rollbacks = rollbacks;
+        if (topology.is_open()) meta.topology_bytes = static_cast<int64_t>(fs::file_size(dir / "topology.jsonl"));
+        publish_checkpoint(dir, meta, tensors, config.keep_checkpoints, best);
+    };
+    const auto interrupted = [&](int epoch, int64_t step) {
+        Attempt a{summary};
+        const int signal = InterruptHandler::pending();
+        a.summary.exit_code = 128 + signal;
+        a.summary.message = "interrupted at epoch " + std::to_string(epoch + 1) + " step " + std::to_string(step) +
+                            " (" + (signal == SIGTERM ? "SIGTERM" : "SIGINT") +
+                            "); resume with: mest train --resume --out " + dir.string();
+        return a;
+    };
+    const auto diverged = [&](int epoch, int64_t step, const StepResult & r) {
+        char what[160];
+        if (!std::isfinite(r.loss))
+            std::snprintf(what, sizeof what, "the loss is %g", r.loss);
+        else
+            std::snprintf(what, sizeof what, "the gradients' sum of squares is %g", r.grad_squares);
+        const std::string where = "epoch " + std::to_string(epoch + 1) + " step " + std::to_string(step) +
+                                  " (iteration " + std::to_string(iteration) + ")";
+        std::string last = "no checkpoint yet";
+        if (fs::exists(dir / "last")) {
+            const CheckpointMeta good = read_checkpoint_meta((dir / "last").string());
+            last = (dir / "last").string() + " (epoch " + std::to_string(good.epoch + 1) + " step " +
+                   std::to_string(good.step_in_epoch) + ")";
+        }
+        Attempt a{summary};
+        if (config.on_divergence == "rollback" && rollbacks < kMaxRollbacks && fs::exists(dir / "last")) {
+            a.roll_back = true;
+            a.lr_scale = lr_scale * config.divergence_lr_factor;
+            a.rollbacks = rollbacks + 1;
+            std::printf(
+                "training diverged at %s: %s; rolling back to %s with the learning rate x%g (rollback %d of %d)\n",
+                where.c_str(), what, last.c_str(), a.lr_scale, a.rollbacks, kMaxRollbacks);
+            std::fflush(stdout);
+            return a;
+        }
+        a.summary.exit_code = kDivergedExitCode;
+        a.summary.message = "training diverged at " + where + ": " + what + "; the last good checkpoint " + last +
+                            " is left intact; " +
+                            (config.on_divergence == "rollback"
+                                 ? "gave up after " + std::to_string(kMaxRollbacks) + " rollbacks"
+                                 : std::string("resume with a lower --lr, or run with --on-divergence rollback"));
+        return a;
+    };
+    // A rollback needs a checkpoint to go back to, even before the first epoch ends.
+    if (!options.resume && config.on_divergence == "rollback") checkpoint(0, 0, 0.0, 0, 0, 0.0, false);
+
     data::Batch batch;
     for (int epoch = start_epoch; epoch < config.epochs; ++epoch) {
         MemoryLedger::instance().reset_peaks();
         const auto epoch_start = std::chrono::steady_clock::now();
+        // Resumed inside this epoch: its begin_epoch already happened before the checkpoint.
+        const bool mid_epoch = epoch == start_epoch && resumed.step_in_epoch > 0;
+        const double carried_seconds = mid_epoch ? resumed.partial_epoch_seconds : 0.0;
+        if (de && de->switch_due(epoch)) {
+            train_loader.set_subset(de->switch_to_stage2());
+            method_total_iterations = planned_iterations();
+            de->write_csv((dir / "forgetting.csv").string());
+            std::printf("%s\n", de->switch_report(config.epochs, config.batch_size).c_str());
+        }
+        const int64_t epoch_steps = train_loader.num_batches();
         methods::StepContext ctx;
         ctx.epoch = epoch;
         ctx.epochs = config.epochs;
-        ctx.steps_per_epoch = per_epoch;
-        ctx.total_iterations = total_iterations;
+        ctx.steps_per_epoch = epoch_steps;
+        ctx.total_iterations = method_total_iterations;
         ctx.iteration = iteration;
-        ctx.lr = lr_at(iteration);
-        if (method) {
+        ctx.lr = lr_at(schedule_iteration(epoch, 0, epoch_steps, per_epoch));
+        if (method && !mid_epoch) {
             const auto updates = method->begin_epoch(ctx);
             const std::string when = "before epoch " + std::to_string(epoch + 1);
             if (!updates.empty())
@@ -293,20 +444,25 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
         }
         UpdateTally in_epoch;
         train_loader.start_epoch(epoch);
-        ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(config.epochs), per_epoch,
+        MEST_INPUT_CHECK(!mid_epoch || resumed.step_in_epoch < epoch_steps)
+            << "--resume: the checkpoint is at step " << resumed.step_in_epoch << " of epoch " << epoch + 1
+            << ", which has " << epoch_steps << " steps here";
+        if (mid_epoch) train_loader.skip_batches(resumed.step_in_epoch);
+        ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(config.epochs), epoch_steps,
                         options.progress);
-        double loss_sum = 0.0;
-        int64_t correct = 0, seen = 0, done = 0;
-        double lr = lr_at(iteration);
+        double loss_sum = mid_epoch ? resumed.loss_sum : 0.0;
+        int64_t correct = mid_epoch ? resumed.correct : 0, seen = mid_epoch ? resumed.seen : 0;
+        int64_t done = mid_epoch ? resumed.step_in_epoch : 0;
+        double lr = ctx.lr;
         while (train_loader.next(batch)) {
-            lr = lr_at(iteration);
+            lr = lr_at(schedule_iteration(epoch, done, epoch_steps, per_epoch));
             ctx.step_in_epoch = done;
             ctx.iteration = iteration;
             ctx.lr = lr;
             if (method) method->before_step(ctx);
             const StepResult r = train_step(*model, loss, optimizer, batch.images, batch.labels, lr);
-            MEST_INPUT_CHECK(std::isfinite(r.loss)) << "training diverged: loss is " << r.loss << " at epoch "
-                                                    << epoch + 1 << ", step " << iteration << " (try a lower --lr)";
+            if (!std::isfinite(r.loss) || !std::isfinite(r.grad_squares)) return diverged(epoch, done, r);
+            if (de) de->record(batch.positions, r.per_example.correct, epoch);
             loss_sum += r.loss * static_cast<double>(batch.size());
             correct += r.correct;
             seen += batch.size();
@@ -326,16 +482,24 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
             ++done;
             bar.update(done, seen, loss_sum / static_cast<double>(seen),
                        static_cast<double>(correct) / static_cast<double>(seen));
+            const bool every = config.checkpoint_every_steps > 0 && iteration % config.checkpoint_every_steps == 0;
+            if (done < epoch_steps && (every || InterruptHandler::pending())) {
+                const double seconds =
+                    carried_seconds +
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+                checkpoint(epoch, done, loss_sum, correct, seen, seconds, false);
+                if (InterruptHandler::pending()) return interrupted(epoch, done);
+            }
         }
         bar.finish();
         if (in_epoch.updates > 0) print_tally(("in epoch " + std::to_string(epoch + 1)).c_str(), "topology", in_epoch);
         const double train_seconds =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+            carried_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
         const bool do_eval = (epoch + 1) % config.eval_every == 0 || epoch + 1 == config.epochs;
         EvalResult test;
         if (do_eval) test = evaluate(*model, test_loader);
         const double epoch_seconds =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+            carried_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
         const double train_loss = seen ? loss_sum / static_cast<double>(seen) : 0.0;
         const double train_acc = seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0.0;
         const std::size_t rss = process_peak_rss_bytes();
@@ -356,6 +520,7 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
                          {"iteration", iteration},
                          {"train_loss", train_loss},
                          {"train_acc", train_acc},
+                         {"train_examples", seen},
                          {"lr", lr},
                          {"epoch_seconds", epoch_seconds},
                          {"train_images_per_s", static_cast<double>(seen) / train_seconds},
@@ -369,10 +534,9 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
         metrics << m.dump() << "\n";
         metrics.flush();
 
-        CheckpointMeta meta{config_json,           epoch + 1,         iteration, summary.final_test_acc,
-                            summary.best_test_acc, summary.best_epoch};
-        save_checkpoint((dir / "last").string(), meta, tensors);
-        if (best) save_checkpoint((dir / "best").string(), meta, tensors);
+        checkpoint(epoch + 1, 0, 0.0, 0, 0, 0.0, best);
+        if (de) de->save_state((dir / DataEfficiency::kStateFile).string(), epoch + 1);
+        if (InterruptHandler::pending() && epoch + 1 < config.epochs) return interrupted(epoch + 1, 0);
     }
     summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     const nlohmann::json s{{"final_test_acc", summary.final_test_acc},
@@ -382,11 +546,36 @@ RunSummary run_training(TrainConfig config, const RunOptions & options) {
                            {"peak_rss_bytes", process_peak_rss_bytes()},
                            {"sparse_layer_sparsity", measure_sparsity(params).sparse_layer_sparsity()},
                            {"overall_sparsity", measure_sparsity(params).overall_sparsity()}};
-    write_text_atomically(dir / "summary.json", s.dump(2) + "\n");
+    nlohmann::json with_passes = s;
+    const int64_t full_passes = static_cast<int64_t>(config.epochs) * data.train.size;
+    with_passes["sample_passes"] = de ? de->sample_passes() : full_passes;
+    with_passes["sample_passes_saved"] = de ? full_passes - de->sample_passes() : 0;
+    if (de) {
+        de->write_csv((dir / "forgetting.csv").string());
+        with_passes["unforgettable_0"] = de->stage1_counts().unforgettable;
+        with_passes["forgotten_at_most_1"] = de->stage1_counts().at_most_one;
+        std::printf("%s\n", de->final_report(config.epochs).c_str());
+    }
+    write_text_atomically(dir / "summary.json", with_passes.dump(2) + "\n");
     std::printf("final test accuracy %.2f%% (best %.2f%% at epoch %d), %s, run directory %s\n",
                 100.0 * summary.final_test_acc, 100.0 * summary.best_test_acc, summary.best_epoch,
                 format_duration(summary.seconds).c_str(), dir.string().c_str());
-    return summary;
+    report::write_run_report_or_warn(dir.string());
+    return Attempt{summary};
+}
+
+}  // namespace
+
+RunSummary run_training(TrainConfig config, const RunOptions & options) {
+    InterruptHandler interrupts;
+    RunOptions attempt_options = options;
+    std::optional<Attempt> rollback;
+    for (;;) {
+        Attempt a = train_attempt(config, attempt_options, rollback ? &*rollback : nullptr);
+        if (!a.roll_back) return a.summary;
+        attempt_options.resume = true;  // from `last`, everything rebuilt as a resumed process would
+        rollback = a;
+    }
 }
 
 }  // namespace mest::train

@@ -236,6 +236,7 @@ TEST_F(Cli, TrainWritesACompleteRunDirectory) {
 
     EXPECT_TRUE(fs::is_regular_file(reference_dir_ + "/last"));
     EXPECT_TRUE(fs::is_regular_file(reference_dir_ + "/best"));
+    EXPECT_TRUE(fs::is_regular_file(reference_dir_ + "/report.html"));  // written when the run ends
     const json summary = read_json(reference_dir_ + "/summary.json");
     const double best = std::max(m[0].at("test_acc").get<double>(), m[1].at("test_acc").get<double>());
     EXPECT_EQ(summary.at("final_test_acc").get<double>(), m[1].at("test_acc").get<double>());
