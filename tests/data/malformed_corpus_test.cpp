@@ -155,16 +155,8 @@ TEST(ReaderLimits, ConfigControlCharactersStayOutOfMessages) {
     const auto parse = [](const std::string & text) {
         return train::config_from_json(train::parse_json_input(text, "cfg.json"), train::TrainConfig{}, "cfg.json");
     };
-    test::expect_input_error(
-        [&] {
-            parse(R"({"a\nb": 1})");
-        },
-        {"unknown key 'a\\x0ab'"});
-    test::expect_input_error(
-        [&] {
-            parse(R"({"data": "cifar\n10"})");
-        },
-        {"'data'", "control character"});
+    test::expect_input_error([&] { parse(R"({"a\nb": 1})"); }, {"unknown key 'a\\x0ab'"});
+    test::expect_input_error([&] { parse(R"({"data": "cifar\n10"})"); }, {"'data'", "control character"});
     EXPECT_EQ(parse(R"({"data-dir": "/data/café"})").data_dir, "/data/caf\xc3\xa9");
 }
 
