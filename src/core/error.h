@@ -3,6 +3,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace mest {
 
@@ -13,28 +14,30 @@ enum class ErrorKind {
 
 class Error : public std::runtime_error {
 public:
-    Error(ErrorKind kind, const std::string & what) : std::runtime_error(what), kind_(kind) {}
+    Error(ErrorKind kind, std::string what) : std::runtime_error(""), kind_(kind), message_(std::move(what)) {}
     ErrorKind kind() const { return kind_; }
+    const char * what() const noexcept override { return message_.c_str(); }
 
-private:
-    ErrorKind kind_;
-};
-
-// Streams a message and throws on destruction; lets MEST_CHECK(x) << "context" read naturally.
-class ErrorBuilder {
-public:
-    ErrorBuilder(ErrorKind kind, const char * prefix) : kind_(kind) { stream_ << prefix; }
     template <typename T>
-    ErrorBuilder & operator<<(const T & value) {
-        stream_ << value;
+    Error & append(const T & value) {
+        std::ostringstream text;
+        text << value;
+        message_ += text.str();
         return *this;
     }
-    [[noreturn]] ~ErrorBuilder() noexcept(false) { throw Error(kind_, stream_.str()); }
 
 private:
     ErrorKind kind_;
-    std::ostringstream stream_;
+    std::string message_;
 };
+
+// `throw Error(kind, "") << "context " << value`: the message is built inside the throw expression,
+// so the compiler knows the statement does not return, and a streamed value that itself throws
+// simply propagates (a builder that threw from its destructor would terminate then).
+template <typename T>
+Error && operator<<(Error && error, const T & value) {
+    return std::move(error.append(value));
+}
 
 namespace detail {
 std::string check_prefix(const char * file, int line, const char * expr);
@@ -43,16 +46,15 @@ std::string check_prefix(const char * file, int line, const char * expr);
 }  // namespace mest
 
 // Internal invariant: always on, reports file:line and the failed expression plus streamed values.
-#define MEST_CHECK(cond)                                   \
-    if (cond) {                                            \
-    } else                                                 \
-        ::mest::ErrorBuilder(::mest::ErrorKind::kInternal, \
-                             ::mest::detail::check_prefix(__FILE__, __LINE__, #cond).c_str())
+#define MEST_CHECK(cond) \
+    if (cond) {          \
+    } else               \
+        throw ::mest::Error(::mest::ErrorKind::kInternal, ::mest::detail::check_prefix(__FILE__, __LINE__, #cond))
 
 // User-facing failure: message only, no source location.
 #define MEST_INPUT_CHECK(cond) \
     if (cond) {                \
     } else                     \
-        ::mest::ErrorBuilder(::mest::ErrorKind::kInvalidInput, "")
+        throw ::mest::Error(::mest::ErrorKind::kInvalidInput, "")
 
-#define MEST_FAIL_INPUT() ::mest::ErrorBuilder(::mest::ErrorKind::kInvalidInput, "")
+#define MEST_FAIL_INPUT() throw ::mest::Error(::mest::ErrorKind::kInvalidInput, "")

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "methods/drop_schedule.h"
+#include "sparse/initial_mask.h"
 #include "sparse/pattern_structure.h"
 
 namespace mest::methods {
@@ -49,12 +50,11 @@ std::vector<LayerUpdate> SetMethod::update(double fraction, Rng & rng) {
         auto & m = *layer.weights;
         double sparsity = 0.0, prune_to = 0.0;
         if (layer.pattern) {
-            const double kernels = static_cast<double>(m.shape().rows * (m.shape().cols / sparse::kKernelTaps));
+            const int64_t kernels = m.shape().rows * (m.shape().cols / sparse::kKernelTaps);
             const auto present = static_cast<int64_t>(sparse::pattern_kernels(m).size());
             const auto drop = static_cast<int64_t>(std::floor(fraction * static_cast<double>(present)));
-            const double per_kernel = static_cast<double>(sparse::kPatternTaps) / sparse::kKernelTaps;
-            sparsity = 1.0 - static_cast<double>(present) * per_kernel / kernels;
-            prune_to = 1.0 - static_cast<double>(present - drop) * per_kernel / kernels;
+            sparsity = sparse::pattern_sparsity(kernels, present);
+            prune_to = sparse::pattern_sparsity(kernels, present - drop);
         } else {
             const double total = static_cast<double>(m.shape().total_units());
             const auto drop = static_cast<int64_t>(std::floor(fraction * static_cast<double>(m.nnz_units())));

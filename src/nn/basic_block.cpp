@@ -267,8 +267,7 @@ template <typename T>
 Parameter<T> & conv_weight(Module<T> & conv, const std::string & block) {
     if (auto * dense = dynamic_cast<Conv2d<T> *>(&conv)) return dense->weight();
     if (auto * sparse = dynamic_cast<SparseConv2d<T> *>(&conv)) return sparse->weights().param();
-    ::mest::ErrorBuilder(ErrorKind::kInternal, "")
-        << block << ": " << conv.name() << " is neither a Conv2d nor a SparseConv2d";
+    throw Error(ErrorKind::kInternal, block + ": " + conv.name() + " is neither a Conv2d nor a SparseConv2d");
 }
 
 template <typename T>
@@ -278,8 +277,7 @@ channel_remap::FullLayout conv_layout(const Module<T> & conv, const std::string 
         return {c.out_channels, c.in_channels * c.kernel * c.kernel, 1};
     }
     if (auto * sparse = dynamic_cast<const SparseConv2d<T> *>(&conv)) return sparse->weight_layout();
-    ::mest::ErrorBuilder(ErrorKind::kInternal, "")
-        << block << ": " << conv.name() << " is neither a Conv2d nor a SparseConv2d";
+    throw Error(ErrorKind::kInternal, block + ": " + conv.name() + " is neither a Conv2d nor a SparseConv2d");
 }
 
 template <typename T>
@@ -295,7 +293,7 @@ void resize_conv(Module<T> & conv, std::span<const int64_t> source, bool output_
         else
             sparse->resize_in_channels(source);
     } else {
-        ::mest::ErrorBuilder(ErrorKind::kInternal, "") << conv.name() << ": not resizable";
+        throw Error(ErrorKind::kInternal, conv.name() + ": not resizable");
     }
 }
 

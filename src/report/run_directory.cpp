@@ -65,6 +65,28 @@ int64_t required_integer(const nlohmann::json & j, const char * key) {
     return j.at(key).get<int64_t>();
 }
 
+// Calls `use` with each non-empty line of a JSONL file that is a JSON object; a line that does not
+// parse, or that `use` rejects by throwing, is counted and noted once for the whole file.
+template <typename UseObject>
+void for_each_object_line(const std::string & text, const std::string & file, std::vector<std::string> & notes,
+                          UseObject && use) {
+    BadLines bad;
+    int n = 0;
+    for (const auto & line : lines_of(text)) {
+        ++n;
+        if (line.empty()) continue;
+        std::string error;
+        const auto j = parse_json(line, error);
+        try {
+            if (!j || !j->is_object()) throw std::invalid_argument(error.empty() ? "not a JSON object" : error);
+            use(*j);
+        } catch (const std::exception & e) {
+            bad.add(n, e.what());
+        }
+    }
+    bad.note(file, notes);
+}
+
 void read_config(const fs::path & dir, RunData & run) {
     const auto text = read_file(dir / "config.json");
     if (!text) {
@@ -93,30 +115,17 @@ void read_metrics(const fs::path & dir, RunData & run) {
         run.notes.push_back("no metrics.jsonl: no per-epoch curves");
         return;
     }
-    BadLines bad;
-    int n = 0;
-    for (const auto & line : lines_of(*text)) {
-        ++n;
-        if (line.empty()) continue;
-        std::string error;
-        const auto j = parse_json(line, error);
-        try {
-            if (!j || !j->is_object()) throw std::invalid_argument(error.empty() ? "not a JSON object" : error);
-            EpochMetrics m;
-            m.epoch = static_cast<int>(required_integer(*j, "epoch"));
-            if (j->contains("iteration") && j->at("iteration").is_number())
-                m.iteration = j->at("iteration").get<int64_t>();
-            for (const auto & [key, value] : j->items())
-                if (value.is_number()) m.values[key] = value.get<double>();
-            if (j->contains("ledger_peak_bytes") && j->at("ledger_peak_bytes").is_object())
-                for (const auto & [key, value] : j->at("ledger_peak_bytes").items())
-                    if (value.is_number()) m.ledger_peak[key] = value.get<double>();
-            run.epochs.push_back(std::move(m));
-        } catch (const std::exception & e) {
-            bad.add(n, e.what());
-        }
-    }
-    bad.note("metrics.jsonl", run.notes);
+    for_each_object_line(*text, "metrics.jsonl", run.notes, [&](const nlohmann::json & j) {
+        EpochMetrics m;
+        m.epoch = static_cast<int>(required_integer(j, "epoch"));
+        if (j.contains("iteration") && j.at("iteration").is_number()) m.iteration = j.at("iteration").get<int64_t>();
+        for (const auto & [key, value] : j.items())
+            if (value.is_number()) m.values[key] = value.get<double>();
+        if (j.contains("ledger_peak_bytes") && j.at("ledger_peak_bytes").is_object())
+            for (const auto & [key, value] : j.at("ledger_peak_bytes").items())
+                if (value.is_number()) m.ledger_peak[key] = value.get<double>();
+        run.epochs.push_back(std::move(m));
+    });
     if (run.epochs.empty()) run.notes.push_back("metrics.jsonl: no epochs recorded");
 }
 
@@ -127,34 +136,21 @@ void read_topology(const fs::path & dir, RunData & run) {
             run.notes.push_back("no topology.jsonl: no per-layer sparsity over time");
         return;
     }
-    BadLines bad;
-    int n = 0;
-    for (const auto & line : lines_of(*text)) {
-        ++n;
-        if (line.empty()) continue;
-        std::string error;
-        const auto j = parse_json(line, error);
-        try {
-            if (!j || !j->is_object()) throw std::invalid_argument(error.empty() ? "not a JSON object" : error);
-            TopologyUpdate u;
-            u.epoch = static_cast<int>(required_integer(*j, "epoch"));
-            u.iteration = required_integer(*j, "iteration");
-            u.nnz_before = required_integer(*j, "nnz_before");
-            u.nnz_after = required_integer(*j, "nnz_after");
-            if (!j->contains("layer") || !j->at("layer").is_string())
-                throw std::invalid_argument("no string \"layer\"");
-            u.layer = j->at("layer").get<std::string>();
-            u.kind = j->contains("kind") && j->at("kind").is_string() ? j->at("kind").get<std::string>() : "update";
-            u.prune_to = j->value("prune_to", 0.0);
-            u.grow_to = j->value("grow_to", 0.0);
-            u.pruned_units = j->value("pruned_units", int64_t{0});
-            u.grown_units = j->value("grown_units", int64_t{0});
-            run.topology.push_back(std::move(u));
-        } catch (const std::exception & e) {
-            bad.add(n, e.what());
-        }
-    }
-    bad.note("topology.jsonl", run.notes);
+    for_each_object_line(*text, "topology.jsonl", run.notes, [&](const nlohmann::json & j) {
+        TopologyUpdate u;
+        u.epoch = static_cast<int>(required_integer(j, "epoch"));
+        u.iteration = required_integer(j, "iteration");
+        u.nnz_before = required_integer(j, "nnz_before");
+        u.nnz_after = required_integer(j, "nnz_after");
+        if (!j.contains("layer") || !j.at("layer").is_string()) throw std::invalid_argument("no string \"layer\"");
+        u.layer = j.at("layer").get<std::string>();
+        u.kind = j.contains("kind") && j.at("kind").is_string() ? j.at("kind").get<std::string>() : "update";
+        u.prune_to = j.value("prune_to", 0.0);
+        u.grow_to = j.value("grow_to", 0.0);
+        u.pruned_units = j.value("pruned_units", int64_t{0});
+        u.grown_units = j.value("grown_units", int64_t{0});
+        run.topology.push_back(std::move(u));
+    });
 }
 
 void read_summary(const fs::path & dir, RunData & run) {

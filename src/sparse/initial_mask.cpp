@@ -37,6 +37,10 @@ int64_t pattern_kept_kernels(int64_t kernels, double sparsity) {
     return std::clamp<int64_t>(std::llround(kernel_density * static_cast<double>(kernels)), 0, kernels);
 }
 
+double pattern_sparsity(int64_t kernels, int64_t kept) {
+    return 1.0 - static_cast<double>(kept) * kPatternTaps / (static_cast<double>(kernels) * kKernelTaps);
+}
+
 std::vector<UnitPosition> random_pattern_units(const BlockSparseShape & shape, double sparsity, Rng & rng) {
     MEST_CHECK(shape.block_rows == 1 && shape.cols % kKernelTaps == 0)
         << "pattern scheme needs a [C_out, C_in*9] matrix with block_rows 1";

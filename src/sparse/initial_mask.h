@@ -39,4 +39,7 @@ std::vector<UnitPosition> random_scheme_units(Scheme scheme, const BlockSparseSh
 // Kernels kept by a pattern layer of this sparsity (before the per-filter split).
 int64_t pattern_kept_kernels(int64_t kernels, double sparsity);
 
+// The inverse: the sparsity of a pattern layer of `kernels` kernels that keeps `kept` of them.
+double pattern_sparsity(int64_t kernels, int64_t kept);
+
 }  // namespace mest::sparse

@@ -39,6 +39,13 @@ bool link_over(const fs::path & source, const fs::path & name) {
 
 }  // namespace
 
+void sync_file(const fs::path & path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ::fsync(fd);
+    ::close(fd);
+}
+
 std::vector<std::pair<int64_t, fs::path>> rotated_checkpoints(const fs::path & dir) {
     std::vector<std::pair<int64_t, fs::path>> out;
     std::error_code ec;

@@ -17,6 +17,10 @@ namespace mest::train {
 void publish_checkpoint(const std::filesystem::path & dir, const CheckpointMeta & meta, const ModelTensors & tensors,
                         int keep, bool best);
 
+// Forces a log file's written bytes to disk, so that a checkpoint that records a log's length (and is
+// itself durable) never points past what a power loss would leave of that log. Missing files are fine.
+void sync_file(const std::filesystem::path & path);
+
 // The run directory's ckpt-<iteration> files, oldest first.
 std::vector<std::pair<int64_t, std::filesystem::path>> rotated_checkpoints(const std::filesystem::path & dir);
 

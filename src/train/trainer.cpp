@@ -151,10 +151,22 @@ void prepare_run_dir(const fs::path & dir, const RunOptions & options) {
 }
 
 // Totals of the topology changes over a stretch of training, for one stdout line.
+// Totals of topology updates; `+=` adds counts and keeps the latest update's nnz and bounds.
 struct UpdateTally {
     int updates = 0;
     int64_t pruned = 0, grown = 0, nnz = 0;
     double prune_to = 0.0, grow_to = 0.0;
+
+    UpdateTally & operator+=(const UpdateTally & later) {
+        if (later.updates == 0) return *this;
+        updates += later.updates;
+        pruned += later.pruned;
+        grown += later.grown;
+        nnz = later.nnz;
+        prune_to = later.prune_to;
+        grow_to = later.grow_to;
+        return *this;
+    }
 };
 
 // One topology.jsonl line per layer and update; returns the update's totals.
@@ -367,7 +379,13 @@ Attempt train_attempt(TrainConfig config, const RunOptions & options, const Atte
         meta.partial_epoch_seconds = seconds;
         meta.lr_scale = lr_scale;
         meta.rollbacks = rollbacks;
-        if (topology.is_open()) meta.topology_bytes = static_cast<int64_t>(fs::file_size(dir / "topology.jsonl"));
+        metrics.flush();
+        sync_file(dir / "metrics.jsonl");
+        if (topology.is_open()) {
+            topology.flush();
+            sync_file(dir / "topology.jsonl");
+            meta.topology_bytes = static_cast<int64_t>(fs::file_size(dir / "topology.jsonl"));
+        }
         publish_checkpoint(dir, meta, tensors, config.keep_checkpoints, best);
     };
     const auto interrupted = [&](int epoch, int64_t step) {
@@ -468,15 +486,7 @@ Attempt train_attempt(TrainConfig config, const RunOptions & options, const Atte
             seen += batch.size();
             if (method) {
                 const auto updates = method->after_step(ctx);
-                const UpdateTally t = log_updates(topology, epoch, iteration + 1, updates);
-                in_epoch.updates += t.updates;
-                in_epoch.pruned += t.pruned;
-                in_epoch.grown += t.grown;
-                if (t.updates) {
-                    in_epoch.nnz = t.nnz;
-                    in_epoch.prune_to = t.prune_to;
-                    in_epoch.grow_to = t.grow_to;
-                }
+                in_epoch += log_updates(topology, epoch, iteration + 1, updates);
             }
             ++iteration;
             ++done;

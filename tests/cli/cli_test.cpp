@@ -19,6 +19,7 @@
 
 #include "core/version.h"
 #include "data/fixture_writer.h"
+#include "test_util/fake_fashion_mnist.h"
 #include "train/checkpoint.h"
 
 namespace mest {
@@ -27,52 +28,15 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using test::Bytes;
-using test::put_u32_be;
 using test::read_bytes;
+using test::read_text;
 using test::TempDir;
 using test::write_bytes;
 
-constexpr uint32_t kTrainCount = 64, kTestCount = 32, kSide = 28;
-
-// ---- fake Fashion-MNIST: learnable (a bright block whose position encodes the class) over noise ----
-
-int label_of(int64_t example) {
-    return static_cast<int>(example % 10);
-}
-
-Bytes images_file(uint32_t count, int64_t first, uint32_t magic = 0x00000803) {
-    Bytes out;
-    put_u32_be(out, magic);
-    put_u32_be(out, count);
-    put_u32_be(out, kSide);
-    put_u32_be(out, kSide);
-    for (uint32_t i = 0; i < count; ++i) {
-        const int64_t example = first + i;
-        const int c = label_of(example);
-        for (uint32_t r = 0; r < kSide; ++r) {
-            for (uint32_t col = 0; col < kSide; ++col) {
-                const bool block =
-                    r >= static_cast<uint32_t>(2 * c) && r < static_cast<uint32_t>(2 * c + 8) && col >= 6 && col < 14;
-                out.push_back(static_cast<uint8_t>(block ? 255 : test::pattern_pixel(example, r * kSide + col) / 4));
-            }
-        }
-    }
-    return out;
-}
-
-Bytes labels_file(uint32_t count, int64_t first) {
-    Bytes out;
-    put_u32_be(out, 0x00000801);
-    put_u32_be(out, count);
-    for (uint32_t i = 0; i < count; ++i) out.push_back(static_cast<uint8_t>(label_of(first + i)));
-    return out;
-}
+constexpr uint32_t kTrainCount = 64, kTestCount = 32;
 
 void write_fashion_mnist(const std::string & dir) {
-    write_bytes(dir + "/train-images-idx3-ubyte", images_file(kTrainCount, 0));
-    write_bytes(dir + "/train-labels-idx1-ubyte", labels_file(kTrainCount, 0));
-    write_bytes(dir + "/t10k-images-idx3-ubyte", images_file(kTestCount, 1000));
-    write_bytes(dir + "/t10k-labels-idx1-ubyte", labels_file(kTestCount, 1000));
+    test::write_fake_fashion_mnist(dir, kTrainCount, kTestCount);
 }
 
 // ---- running the binary ----
@@ -86,13 +50,6 @@ std::string quote(const std::string & s) {
     std::string q = "'";
     for (char ch : s) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
     return q + "'";
-}
-
-std::string read_text(const std::string & path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
 }
 
 std::vector<std::string> lines_of(const std::string & text) {
@@ -454,11 +411,11 @@ TEST_F(Cli, BadTrainingInputIsRejectedBeforeTheRunDirectoryIsWritten) {
         fs::create_directories(d);
         write_fashion_mnist(d);
     }
-    write_bytes(magic_dir + "/train-images-idx3-ubyte", images_file(kTrainCount, 0, 0x00000804));
-    Bytes images = images_file(kTrainCount, 0);
+    write_bytes(magic_dir + "/train-images-idx3-ubyte", test::fake_images(kTrainCount, 0, 0x00000804));
+    Bytes images = test::fake_images(kTrainCount, 0);
     images.resize(images.size() / 2);
     write_bytes(short_dir + "/train-images-idx3-ubyte", images);
-    Bytes labels = labels_file(kTestCount, 1000);
+    Bytes labels = test::fake_labels(kTestCount, 1000);
     labels[8 + 5] = 12;
     write_bytes(label_dir + "/t10k-labels-idx1-ubyte", labels);
 

@@ -25,6 +25,7 @@
 
 #include "core/rng.h"
 #include "data/fixture_writer.h"
+#include "test_util/fake_fashion_mnist.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_files.h"
 
@@ -36,46 +37,10 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using test::Bytes;
-using test::put_u32_be;
 using test::read_bytes;
+using test::read_text;
 using test::TempDir;
 using test::write_bytes;
-
-constexpr uint32_t kSide = 28;
-
-// The fake Fashion-MNIST of cli_test.cpp: a bright block whose position encodes the class, over noise.
-Bytes images_file(uint32_t count, int64_t first) {
-    Bytes out;
-    put_u32_be(out, 0x00000803);
-    put_u32_be(out, count);
-    put_u32_be(out, kSide);
-    put_u32_be(out, kSide);
-    for (uint32_t i = 0; i < count; ++i) {
-        const int64_t example = first + i;
-        const auto c = static_cast<uint32_t>(example % 10);
-        for (uint32_t r = 0; r < kSide; ++r)
-            for (uint32_t col = 0; col < kSide; ++col) {
-                const bool block = r >= 2 * c && r < 2 * c + 8 && col >= 6 && col < 14;
-                out.push_back(static_cast<uint8_t>(block ? 255 : test::pattern_pixel(example, r * kSide + col) / 4));
-            }
-    }
-    return out;
-}
-
-Bytes labels_file(uint32_t count, int64_t first) {
-    Bytes out;
-    put_u32_be(out, 0x00000801);
-    put_u32_be(out, count);
-    for (uint32_t i = 0; i < count; ++i) out.push_back(static_cast<uint8_t>((first + i) % 10));
-    return out;
-}
-
-std::string read_text(const std::string & path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 struct Result {
     int code = -1;   // exit status, or -1 when a signal ended the process
@@ -192,10 +157,7 @@ protected:
         root_ = std::make_unique<TempDir>();
         data_ = root_->file("data");
         fs::create_directories(data_);
-        write_bytes(data_ + "/train-images-idx3-ubyte", images_file(64, 0));
-        write_bytes(data_ + "/train-labels-idx1-ubyte", labels_file(64, 0));
-        write_bytes(data_ + "/t10k-images-idx3-ubyte", images_file(32, 1000));
-        write_bytes(data_ + "/t10k-labels-idx1-ubyte", labels_file(32, 1000));
+        test::write_fake_fashion_mnist(data_, 64, 32);
     }
     static void TearDownTestSuite() { root_.reset(); }
 

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
 #include <string>
 
 namespace mest {
@@ -43,6 +44,18 @@ TEST(Error, CheckWithoutStreamedContext) {
     const Error e = catch_error([] { MEST_CHECK(1 + 1 == 3); });
     EXPECT_EQ(e.kind(), ErrorKind::kInternal);
     EXPECT_TRUE(contains(e.what(), "1 + 1 == 3")) << e.what();
+}
+
+TEST(Error, ExceptionWhileStreamingPropagatesInsteadOfTerminating) {
+    const auto throwing_value = []() -> int { throw std::out_of_range("streamed value failed"); };
+    try {
+        MEST_INPUT_CHECK(false) << "value " << throwing_value();
+        ADD_FAILURE() << "nothing thrown";
+    } catch (const std::out_of_range & e) {
+        EXPECT_STREQ(e.what(), "streamed value failed");
+    } catch (...) {
+        ADD_FAILURE() << "expected the streamed value's own exception";
+    }
 }
 
 TEST(Error, SourcePathsAreShortenedToSrc) {

@@ -1,5 +1,5 @@
 // Shared by the RigL and SNFS tests: a per-unit record of a layer (value and momentum by position),
-// a sparse resnet20 on 16x16 inputs, and a driver that calls a method's hooks in the trainer's order
+// a sparse resnet20 on 8x8 inputs, and a driver that calls a method's hooks in the trainer's order
 // around real training steps.
 #pragma once
 #include <gtest/gtest.h>
@@ -16,6 +16,9 @@
 #include "train/step.h"
 
 namespace mest::methods_test {
+
+// Input side of the test models: 8x8 keeps every stage (8, 4, 2 pixels) at a quarter of 16x16's cost.
+constexpr int64_t kSide = 8;
 
 struct UnitRecord {
     std::vector<float> value, momentum;
@@ -53,7 +56,7 @@ inline std::unique_ptr<nn::Sequential<float>> sparse_resnet(const std::string & 
     c.scheme = scheme;
     c.sparsity = sparsity;
     c.seed = 3;
-    auto net = nn::build_model<float>("resnet20", {3, 16, 16, 10}, c);
+    auto net = nn::build_model<float>("resnet20", {3, kSide, kSide, 10}, c);
     Rng rng(4);
     net->initialize(rng);
     return net;
@@ -72,7 +75,7 @@ struct StepObserver {
     std::function<void(const methods::StepContext &, const std::vector<methods::LayerUpdate> &)> after_after_step;
 };
 
-// Trains `net` for epochs x steps_per_epoch steps of 8 random 16x16 images, calling the method's
+// Trains `net` for epochs x steps_per_epoch steps of 8 random 8x8 images, calling the method's
 // hooks as run_training does.
 inline void train_with_hooks(nn::Sequential<float> & net, optim::Sgd<float> & optimizer, methods::SparseMethod & method,
                              int epochs, int64_t steps_per_epoch, const StepObserver & observe,
@@ -95,7 +98,7 @@ inline void train_with_hooks(nn::Sequential<float> & net, optim::Sgd<float> & op
             ctx.iteration = iteration;
             method.before_step(ctx);
             if (observe.after_before_step) observe.after_before_step(ctx);
-            Tensor<float> images(Shape{8, 3, 16, 16}, MemCategory::kActivations);
+            Tensor<float> images(Shape{8, 3, kSide, kSide}, MemCategory::kActivations);
             for (auto & v : images.span()) v = static_cast<float>(rng.normal());
             std::vector<int32_t> labels(8);
             for (auto & l : labels) l = static_cast<int32_t>(rng.below(10));

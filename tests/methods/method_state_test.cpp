@@ -37,7 +37,7 @@ void train_epoch(nn::Sequential<float> & net, optim::Sgd<float> & sgd, methods::
         ctx.step_in_epoch = s;
         ctx.iteration = iteration;
         method.before_step(ctx);
-        Tensor<float> images(Shape{8, 3, 16, 16}, MemCategory::kActivations);
+        Tensor<float> images(Shape{8, 3, methods_test::kSide, methods_test::kSide}, MemCategory::kActivations);
         for (auto & v : images.span()) v = static_cast<float>(rng.normal());
         std::vector<int32_t> labels(8);
         for (auto & l : labels) l = static_cast<int32_t>(rng.below(10));

@@ -20,6 +20,9 @@
 
 namespace mest::pai_test {
 
+// Input side of the test models: 8x8 keeps every stage (8, 4, 2 pixels) at a quarter of 16x16's cost.
+constexpr int64_t kSide = 8;
+
 // in -> hidden (ReLU unless relu is false) -> out, or in -> out when hidden is 0; every unit present.
 template <typename T>
 std::unique_ptr<nn::Sequential<T>> dense_mlp(int64_t in, int64_t hidden, int64_t out, int64_t block_rows,
@@ -140,7 +143,7 @@ struct BatchStream {
     }
 };
 
-// resnet20 on 3x16x16 inputs, 10 classes, every sparse unit present (as the trainer builds the
+// resnet20 on 3x8x8 inputs, 10 classes, every sparse unit present (as the trainer builds the
 // methods that start dense), and the units per layer a 90% uniform plan keeps.
 struct DenseResnet {
     std::unique_ptr<nn::Sequential<float>> net;
@@ -152,11 +155,11 @@ inline DenseResnet dense_resnet(const std::string & scheme, uint64_t seed = 5) {
     c.scheme = scheme;
     c.sparsity = 0.0;
     c.seed = seed;
-    DenseResnet r{nn::build_model<float>("resnet20", {3, 16, 16, 10}, c), {}};
+    DenseResnet r{nn::build_model<float>("resnet20", {3, kSide, kSide, 10}, c), {}};
     Rng rng(seed + 1);
     r.net->initialize(rng);
     c.sparsity = 0.9;
-    auto planned = nn::build_model<float>("resnet20", {3, 16, 16, 10}, c);
+    auto planned = nn::build_model<float>("resnet20", {3, kSide, kSide, 10}, c);
     for (const auto & l : methods::find_sparse_layers(*planned, sparse::parse_scheme(scheme)))
         r.target_units.push_back(l.weights->nnz_units());
     return r;
@@ -167,7 +170,7 @@ inline std::vector<data::Batch> image_batches(int count, int64_t n, uint64_t see
     std::vector<data::Batch> out;
     for (int b = 0; b < count; ++b) {
         data::Batch batch;
-        batch.images = Tensor<float>(Shape{n, 3, 16, 16}, MemCategory::kActivations);
+        batch.images = Tensor<float>(Shape{n, 3, kSide, kSide}, MemCategory::kActivations);
         for (auto & v : batch.images.span()) v = static_cast<float>(rng.normal());
         for (int64_t i = 0; i < n; ++i) {
             batch.labels.push_back(static_cast<int32_t>(rng.below(10)));

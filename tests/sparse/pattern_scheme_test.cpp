@@ -52,6 +52,10 @@ TEST(PatternScheme, InitialMaskHasExactCountsPatternsAndFilterBalance) {
             // The achieved sparsity is the requested one up to the rounding of one kernel.
             const double achieved = 1.0 - static_cast<double>(m.nnz()) / static_cast<double>(filters * in_channels * 9);
             EXPECT_NEAR(achieved, s, 4.0 / 9.0 / static_cast<double>(filters * in_channels) + 1e-12);
+            EXPECT_NEAR(sparse::pattern_sparsity(filters * in_channels, kernels), achieved, 1e-12);
+            EXPECT_EQ(sparse::pattern_kept_kernels(filters * in_channels,
+                                                   sparse::pattern_sparsity(filters * in_channels, kernels)),
+                      kernels);
         }
     }
     // A large layer uses every pattern.
