@@ -109,8 +109,9 @@ TEST(FusedBnConvBlock, MatchesUnfusedBlock) {
                     for (std::size_t i = 0; i < pf.size(); ++i)
                         expect_same(pf[i]->grad.span(), pp[i]->grad.span(), whole, pf[i]->name);
                     auto sf = state_of(*fused), sp = state_of(*plain);
+                    // Running statistics follow the conv outputs: exact only where those are.
                     for (std::size_t i = 0; i < sf.size(); ++i)
-                        expect_same(sf[i].values->span(), sp[i].values->span(), true, sf[i].name);
+                        expect_same(sf[i].values->span(), sp[i].values->span(), whole, sf[i].name);
                     expect_same(fused->forward(x, false).span(), plain->forward(x, false).span(), whole,
                                 "eval forward");
                 }

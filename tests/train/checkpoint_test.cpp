@@ -197,7 +197,8 @@ TEST_F(Checkpoint, CorruptByteIsAChecksumError) {
 
 TEST_F(Checkpoint, TruncatedFileIsAnInputError) {
     Bytes bytes = read_bytes(path_);
-    bytes.resize(bytes.size() - 1000);
+    ASSERT_GT(bytes.size(), 1000u);
+    bytes.erase(bytes.end() - 1000, bytes.end());  // a shrinking resize: no growth path to warn about
     write_bytes(path_, bytes);
     TrainedModel fresh("resnet20", 2, false);
     expect_input_error([&] { load_checkpoint(path_, fresh.tensors, true); }, {path_});
