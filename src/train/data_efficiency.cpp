@@ -295,25 +295,4 @@ void DataEfficiency::restore() {
     MEST_INPUT_CHECK(removed_count() < num_examples()) << "data-efficiency state: every example is removed";
 }
 
-void DataEfficiency::save_state(const std::string & path, int epochs_done) const {
-    nlohmann::json arrays = nlohmann::json::object();
-    for (const auto & [name, field] : kStateFields) arrays[name] = this->*field;
-    write_atomically(path, nlohmann::json{{"epochs_done", epochs_done}, {"arrays", arrays}}.dump() + "\n");
-}
-
-void DataEfficiency::load_state(const std::string & path, int epochs_done) {
-    std::ifstream in(path);
-    MEST_INPUT_CHECK(in.good()) << "--resume: --data-efficient run without its state file " << path;
-    try {
-        const nlohmann::json j = nlohmann::json::parse(in);
-        const int stored = j.at("epochs_done").get<int>();
-        MEST_INPUT_CHECK(stored == epochs_done)
-            << "--resume: " << path << " is from epoch " << stored << ", the checkpoint from epoch " << epochs_done;
-        for (const auto & [name, values] : state_arrays()) j.at("arrays").at(name).get_to(*values);
-    } catch (const nlohmann::json::exception & e) {
-        MEST_FAIL_INPUT() << "--resume: " << path << " is not a data-efficiency state (" << e.what() << ")";
-    }
-    restore();
-}
-
 }  // namespace mest::train

@@ -87,10 +87,6 @@ struct ForgettingCounts {
 
 class DataEfficiency {
 public:
-    // A copy of state_arrays() beside `last`, written at every epoch end. Resume reads it only for a
-    // checkpoint that does not carry the arrays (format 1); format-2 checkpoints hold them as aux arrays.
-    static constexpr const char * kStateFile = "data_efficiency_state.json";
-
     // One entry per Dataset row: its example id and label (for the CSV and the tie keys).
     DataEfficiency(std::vector<int64_t> example_ids, std::vector<int32_t> labels, DataEfficiencyConfig config);
     static DataEfficiency for_dataset(const data::Dataset & train, DataEfficiencyConfig config);
@@ -135,9 +131,6 @@ public:
     std::vector<std::pair<std::string, std::vector<int32_t> *>> state_arrays();
     // Validates the arrays and derives the rest (stage 2 has started iff de.stage1_events was taken).
     void restore();
-    // That copy, tagged with the `epochs_done` of its checkpoint (a mismatch on load is an input error).
-    void save_state(const std::string & path, int epochs_done) const;
-    void load_state(const std::string & path, int epochs_done);
 
 private:
     static constexpr int32_t kNoSnapshot = -2;  // de.stage1_events before the switch

@@ -139,8 +139,8 @@ void prepare_run_dir(const fs::path & dir, const RunOptions & options) {
         MEST_INPUT_CHECK(options.force)
             << "--out: " << dir.string()
             << " already holds a run; pass --resume to continue it or --force to replace it";
-        for (const char * name : {"config.json", "metrics.jsonl", "last", "best", "summary.json", "forgetting.csv",
-                                  DataEfficiency::kStateFile, "topology.jsonl"})
+        for (const char * name :
+             {"config.json", "metrics.jsonl", "last", "best", "summary.json", "forgetting.csv", "topology.jsonl"})
             fs::remove(dir / name);
         for (const auto & old : rotated_checkpoints(dir)) fs::remove(old.second);
     }
@@ -302,10 +302,11 @@ Attempt train_attempt(TrainConfig config, const RunOptions & options, const Atte
         summary.final_test_acc = resumed.test_acc;
         truncate_metrics(dir / "metrics.jsonl", start_epoch);
         if (de) {
-            if (resumed.format >= 2)
-                de->restore();  // the arrays came with the checkpoint
-            else
-                de->load_state((dir / DataEfficiency::kStateFile).string(), start_epoch);
+            // Format 1 predates data efficiency, so its checkpoints never carry the arrays.
+            MEST_INPUT_CHECK(resumed.format >= 2)
+                << "--resume: " << (dir / "last").string() << " is a format-" << resumed.format
+                << " checkpoint without data-efficiency state; resume it without --data-efficient";
+            de->restore();  // the arrays came with the checkpoint
             if (de->stage2_started()) train_loader.set_subset(de->kept_rows());
             method_total_iterations = planned_iterations();
         }
@@ -545,7 +546,6 @@ Attempt train_attempt(TrainConfig config, const RunOptions & options, const Atte
         metrics.flush();
 
         checkpoint(epoch + 1, 0, 0.0, 0, 0, 0.0, best);
-        if (de) de->save_state((dir / DataEfficiency::kStateFile).string(), epoch + 1);
         if (InterruptHandler::pending() && epoch + 1 < config.epochs) return interrupted(epoch + 1, 0);
     }
     summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();

@@ -389,17 +389,6 @@ TEST(DataEfficiency, RestoreFromTheArraysRebuildsTheSubset) {
     }
     EXPECT_EQ(original.kept_rows().size(), 8u);
 
-    // Through the interim state file, which must match the checkpoint's epoch.
-    test::TempDir dir;
-    const std::string path = dir.file(DataEfficiency::kStateFile);
-    original.save_state(path, 7);
-    DataEfficiency loaded = make(12, c);
-    loaded.load_state(path, 7);
-    EXPECT_TRUE(loaded.stage2_started());
-    EXPECT_EQ(loaded.csv(), original.csv());
-    expect_input_error([&] { make(12, c).load_state(path, 6); }, {"from epoch 7", "epoch 6"});
-    expect_input_error([&] { make(12, c).load_state(dir.file("missing.json"), 7); }, {"--resume", "missing.json"});
-
     // Damaged arrays are input errors.
     DataEfficiency bad = make(12, c);
     (*bad.state_arrays()[1].second)[3] = -4;
