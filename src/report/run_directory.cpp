@@ -87,18 +87,28 @@ void for_each_object_line(const std::string & text, const std::string & file, st
     bad.note(file, notes);
 }
 
-void read_config(const fs::path & dir, RunData & run) {
-    const auto text = read_file(dir / "config.json");
+// The JSON object in dir/name; nothing, with a note, when the file is missing (`missing_note`) or
+// holds no JSON object.
+std::optional<nlohmann::json> read_json_object(const fs::path & dir, const std::string & name,
+                                               const std::string & missing_note, std::vector<std::string> & notes) {
+    const auto text = read_file(dir / name);
     if (!text) {
-        run.notes.push_back("no config.json: the run's configuration is unknown");
-        return;
+        notes.push_back(missing_note);
+        return std::nullopt;
     }
     std::string error;
-    const auto j = parse_json(*text, error);
+    auto j = parse_json(*text, error);
     if (!j || !j->is_object()) {
-        run.notes.push_back("config.json: not a JSON object, skipped" + (error.empty() ? "" : " (" + error + ")"));
-        return;
+        notes.push_back(name + ": not a JSON object, skipped" + (error.empty() ? "" : " (" + error + ")"));
+        return std::nullopt;
     }
+    return j;
+}
+
+void read_config(const fs::path & dir, RunData & run) {
+    const auto j =
+        read_json_object(dir, "config.json", "no config.json: the run's configuration is unknown", run.notes);
+    if (!j) return;
     for (const auto & [key, value] : j->items()) {
         if (key == "config") continue;
         run.run_info[key] = value;
@@ -154,18 +164,10 @@ void read_topology(const fs::path & dir, RunData & run) {
 }
 
 void read_summary(const fs::path & dir, RunData & run) {
-    const auto text = read_file(dir / "summary.json");
-    if (!text) {
-        run.notes.push_back("no summary.json (an unfinished run?): final and best accuracy come from metrics.jsonl");
-        return;
-    }
-    std::string error;
-    const auto j = parse_json(*text, error);
-    if (!j || !j->is_object()) {
-        run.notes.push_back("summary.json: not a JSON object, skipped" + (error.empty() ? "" : " (" + error + ")"));
-        return;
-    }
-    run.summary = *j;
+    auto j = read_json_object(dir, "summary.json",
+                              "no summary.json (an unfinished run?): final and best accuracy come from metrics.jsonl",
+                              run.notes);
+    if (j) run.summary = std::move(*j);
 }
 
 std::optional<int64_t> parse_integer(const std::string & field) {

@@ -50,6 +50,11 @@ inline Bytes read_bytes(const std::string & path) {
     return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+inline std::string read_text(const std::string & path) {
+    const Bytes bytes = read_bytes(path);
+    return std::string(bytes.begin(), bytes.end());
+}
+
 inline void write_gzip(const std::string & path, const Bytes & bytes) {
     std::filesystem::create_directories(std::filesystem::path(path).parent_path());
     gzFile file = gzopen(path.c_str(), "wb9");

@@ -32,6 +32,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using test::read_text;
 
 constexpr const char * kNastyOut = "/tmp/<b>bold</b>&'\"";
 
@@ -40,13 +41,6 @@ void write_text(const fs::path & path, const std::string & text) {
     std::ofstream out(path, std::ios::binary);
     out << text;
     ASSERT_TRUE(out.good()) << path;
-}
-
-std::string read_text(const std::string & path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
 }
 
 std::size_t count(const std::string & text, const std::string & what) {

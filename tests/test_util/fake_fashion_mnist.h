@@ -48,9 +48,4 @@ inline void write_fake_fashion_mnist(const std::string & dir, uint32_t train_cou
     write_bytes(dir + "/t10k-labels-idx1-ubyte", fake_labels(test_count, 1000));
 }
 
-inline std::string read_text(const std::string & path) {
-    const Bytes bytes = read_bytes(path);
-    return std::string(bytes.begin(), bytes.end());
-}
-
 }  // namespace mest::test

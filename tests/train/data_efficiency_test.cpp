@@ -354,10 +354,7 @@ TEST(DataEfficiency, CsvHasOneLinePerExampleInRowOrder) {
               "103,3,1,0,0\n");
     test::TempDir dir;
     de.write_csv(dir.file("forgetting.csv"));
-    std::ifstream in(dir.file("forgetting.csv"));
-    std::stringstream text;
-    text << in.rdbuf();
-    EXPECT_EQ(text.str(), de.csv());
+    EXPECT_EQ(test::read_text(dir.file("forgetting.csv")), de.csv());
     EXPECT_FALSE(std::filesystem::exists(dir.file("forgetting.csv.tmp")));
 }
 
@@ -504,15 +501,17 @@ protected:
         o.progress = false;
         return o;
     }
-    static std::string text(const std::string & path) {
-        std::ifstream in(path);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        return ss.str();
+    // The same run without data efficiency, into `name`.
+    static TrainConfig without_data_efficiency(TrainConfig c, const std::string & name) {
+        c.out = root_->file(name);
+        c.data_efficient = false;
+        c.de_stage1_epochs = 0;
+        c.de_remove_fraction = -1.0;
+        return c;
     }
     static std::vector<nlohmann::json> metrics(const std::string & dir) {
         std::vector<nlohmann::json> out;
-        std::istringstream in(text(dir + "/metrics.jsonl"));
+        std::istringstream in(test::read_text(dir + "/metrics.jsonl"));
         for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
         return out;
     }
@@ -531,13 +530,13 @@ TEST_F(DataEfficientRun, StageTwoTrainsTheKeptExamplesAndReportsTheSavedPasses) 
         EXPECT_EQ(m[e].at("train_examples").get<int64_t>(), examples[e]) << e;
         EXPECT_EQ(m[e].at("iteration").get<int64_t>(), iterations[e]) << e;
     }
-    const nlohmann::json s = nlohmann::json::parse(text(c.out + "/summary.json"));
+    const nlohmann::json s = nlohmann::json::parse(test::read_text(c.out + "/summary.json"));
     EXPECT_EQ(s.at("sample_passes").get<int64_t>(), 2 * 64 + 2 * 48);
     EXPECT_EQ(s.at("sample_passes_saved").get<int64_t>(), 32);
     EXPECT_TRUE(s.contains("unforgettable_0"));
     EXPECT_LE(s.at("unforgettable_0").get<int64_t>(), s.at("forgotten_at_most_1").get<int64_t>());
 
-    std::istringstream csv(text(c.out + "/forgetting.csv"));
+    std::istringstream csv(test::read_text(c.out + "/forgetting.csv"));
     std::string line;
     std::getline(csv, line);
     EXPECT_EQ(line, "example,label,events,first_learned_epoch,removed");
@@ -561,11 +560,7 @@ TEST_F(DataEfficientRun, StageTwoTrainsTheKeptExamplesAndReportsTheSavedPasses) 
 TEST_F(DataEfficientRun, StageOneIsTheFullDataRunAndStageTwoLearningRatesFollowEpochs) {
     TrainConfig de = config("de-lr");
     de.de_remove_fraction = 0.5;  // stage 2: 32 examples, 2 steps
-    TrainConfig full = de;
-    full.out = root_->file("full-lr");
-    full.data_efficient = false;
-    full.de_stage1_epochs = 0;
-    full.de_remove_fraction = -1.0;
+    const TrainConfig full = without_data_efficiency(de, "full-lr");
     run_training(de, quiet());
     run_training(full, quiet());
     const auto a = metrics(de.out), b = metrics(full.out);
@@ -579,7 +574,7 @@ TEST_F(DataEfficientRun, StageOneIsTheFullDataRunAndStageTwoLearningRatesFollowE
     // In stage 2 the last of 2 steps sits at half the epoch: full-data step 2 of 4.
     optim::LrSchedule schedule(optim::LrScheduleConfig{"cosine", de.lr, de.lr_min, 0.0, {0.5, 0.75}, 0.1}, 16, 4);
     for (std::size_t e = 2; e < 4; ++e) EXPECT_EQ(a[e].at("lr").get<double>(), schedule.at(4 * e + 2)) << e;
-    const nlohmann::json s = nlohmann::json::parse(text(full.out + "/summary.json"));
+    const nlohmann::json s = nlohmann::json::parse(test::read_text(full.out + "/summary.json"));
     EXPECT_EQ(s.at("sample_passes").get<int64_t>(), 4 * 64);
     EXPECT_EQ(s.at("sample_passes_saved").get<int64_t>(), 0);
     EXPECT_FALSE(std::filesystem::exists(full.out + "/forgetting.csv"));
@@ -606,11 +601,7 @@ TEST_F(DataEfficientRun, StepBasedMethodsSeeTheRealStepCount) {
     de.method = "gmp";
     de.update_end = 1.0;
     de.de_remove_fraction = 0.5;
-    TrainConfig full = de;
-    full.out = root_->file("gmp-full");
-    full.data_efficient = false;
-    full.de_stage1_epochs = 0;
-    full.de_remove_fraction = -1.0;
+    const TrainConfig full = without_data_efficiency(de, "gmp-full");
     run_training(de, quiet());
     run_training(full, quiet());
     const auto a = metrics(de.out), b = metrics(full.out);
@@ -638,15 +629,15 @@ TEST_F(DataEfficientRun, ResumeAcrossTheSwitchMatchesTheUninterruptedRun) {
         RunOptions resume = quiet();
         resume.resume = true;
         run_training(more, resume);
-        EXPECT_EQ(text(part.out + "/forgetting.csv"), text(whole.out + "/forgetting.csv"));
+        EXPECT_EQ(test::read_text(part.out + "/forgetting.csv"), test::read_text(whole.out + "/forgetting.csv"));
         const auto a = metrics(part.out), b = metrics(whole.out);
         ASSERT_EQ(a.size(), 4u);
         for (std::size_t e = 0; e < 4; ++e) {
             EXPECT_EQ(a[e].at("train_loss"), b[e].at("train_loss")) << e;
             EXPECT_EQ(a[e].at("train_examples"), b[e].at("train_examples")) << e;
         }
-        const nlohmann::json sa = nlohmann::json::parse(text(part.out + "/summary.json"));
-        const nlohmann::json sb = nlohmann::json::parse(text(whole.out + "/summary.json"));
+        const nlohmann::json sa = nlohmann::json::parse(test::read_text(part.out + "/summary.json"));
+        const nlohmann::json sb = nlohmann::json::parse(test::read_text(whole.out + "/summary.json"));
         for (const char * key : {"sample_passes", "sample_passes_saved", "unforgettable_0", "forgotten_at_most_1"})
             EXPECT_EQ(sa.at(key), sb.at(key)) << key;
     }
