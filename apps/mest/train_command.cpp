@@ -60,6 +60,17 @@ CLI::App * add_train_command(CLI::App & app, TrainArgs & args) {
     cmd->add_option("--importance-window", c.importance_window,
                     "mest*: training steps before an update whose |g| is summed (0 = the whole epoch)")
         ->capture_default_str();
+    cmd->add_option("--mest-decay-at", c.mest_decay_at,
+                    "mest-em, mest-ems: phase boundaries as fractions of training, comma-separated (default "
+                    "0.5625,0.75: epochs 90 and 120 of the scripts' 160)");
+    cmd->add_option("--mest-em-rates", c.mest_em_rates,
+                    "mest-em: share of each layer's non-zeros mutated per update, one per phase (default 0.2,0.1,0)");
+    cmd->add_option("--mest-soft-extra", c.mest_soft_extra,
+                    "mest-ems: per phase, grow to target sparsity minus this (absolute), train, prune back at the next "
+                    "update; the last must be 0 (default 0.05,0.025,0 as the scripts; the README's 0.02,0.01,0)");
+    cmd->add_option("--mest-rate", c.mest_rate,
+                    "mest: constant share of the non-zeros mutated per update (< 0 = the default 0.2)")
+        ->capture_default_str();
     cmd->add_flag("--allow-regrow", c.allow_regrow,
                   "mest*: growth may re-pick positions pruned in the same update (the released code does)");
     cmd->add_flag("--data-efficient", c.data_efficient,

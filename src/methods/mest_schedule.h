@@ -28,6 +28,20 @@ struct MutationBounds {
     double grow_to;   // sparsity after growing (<= prune_to)
 };
 
+// The user's schedule, from the --mest-* flags: comma-separated lists ("" = the default above).
+// Input errors name the flag: decay points strictly increasing in (0, 1]; em-rates and soft-extra
+// one entry per phase (decay points + 1; only the list of `variant` is checked), rates in [0, 1], extras in [0, 1) with
+// the last one 0 so that EM&S ends exactly at the target; vanilla rate in [0, 1] (< 0 = default).
+struct MestScheduleFlags {
+    MestVariant variant = MestVariant::kElasticSoft;  // which per-phase list is checked
+    std::string decay_at;
+    std::string em_rates;
+    std::string soft_extra;
+    double vanilla_rate = -1.0;
+};
+MestScheduleConfig mest_schedule_from_flags(const MestScheduleFlags & flags);
+std::string format_schedule_list(const std::vector<double> & values);  // "0.2,0.1,0"
+
 // Phase of an epoch: the number of decay fractions at or below epoch / epochs.
 int mest_phase(const MestScheduleConfig & config, int epoch, int epochs);
 MutationBounds mest_bounds(MestVariant variant, const MestScheduleConfig & config, int epoch, int epochs);

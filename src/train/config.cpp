@@ -42,6 +42,10 @@ void for_each_field(TrainConfig & c, Fn && fn) {
     fn("importance-lambda", c.importance_lambda);
     fn("importance-window", c.importance_window);
     fn("allow-regrow", c.allow_regrow);
+    fn("mest-decay-at", c.mest_decay_at);
+    fn("mest-em-rates", c.mest_em_rates);
+    fn("mest-soft-extra", c.mest_soft_extra);
+    fn("mest-rate", c.mest_rate);
     fn("data-efficient", c.data_efficient);
     fn("de-stage1-epochs", c.de_stage1_epochs);
     fn("de-remove", c.de_remove);
@@ -159,6 +163,13 @@ TrainConfig config_from_json(const nlohmann::json & j, const TrainConfig & base,
     return c;
 }
 
+methods::MestScheduleConfig mest_schedule_config(const TrainConfig & c) {
+    const bool mest = c.method == "mest" || c.method == "mest-em" || c.method == "mest-ems";
+    const methods::MestVariant variant = mest ? methods::parse_mest_variant(c.method) : methods::MestVariant::kVanilla;
+    return methods::mest_schedule_from_flags(
+        {variant, c.mest_decay_at, c.mest_em_rates, c.mest_soft_extra, c.mest_rate});
+}
+
 void validate(const TrainConfig & c) {
     MEST_INPUT_CHECK(contains(data::dataset_names(), c.data))
         << "--data: unknown dataset '" << c.data << "' (valid: " << join(data::dataset_names()) << ")";
@@ -190,6 +201,7 @@ void validate(const TrainConfig & c) {
         << "--grasp-temperature must be positive, got " << c.grasp_temperature;
     MEST_INPUT_CHECK(std::isfinite(c.importance_lambda) && c.importance_lambda >= 0)
         << "--importance-lambda must be >= 0, got " << c.importance_lambda;
+    (void)mest_schedule_config(c);
     MEST_INPUT_CHECK(c.importance_window >= 0) << "--importance-window must be >= 0, got " << c.importance_window;
     MEST_INPUT_CHECK(c.scheme != "dense" && contains(sparse::scheme_names(), c.scheme))
         << "--scheme: unknown scheme '" << c.scheme << "' (valid: unstructured, block, pattern, channel)";

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "methods/mest_schedule.h"
+
 namespace mest::train {
 
 struct TrainConfig {
@@ -31,6 +33,10 @@ struct TrainConfig {
     double importance_lambda = 0.0;    // mest*: importance |w| + lambda*|g| (0 = magnitude, the released code)
     int64_t importance_window = 0;     // mest*: steps of |g| before an update (0 = the whole epoch)
     bool allow_regrow = false;         // mest*: growth may re-pick units pruned in the same update
+    std::string mest_decay_at;         // mest-em(s): phase boundaries, fractions of training ("" = 0.5625,0.75)
+    std::string mest_em_rates;         // mest-em: share of the non-zeros mutated per phase ("" = 0.2,0.1,0)
+    std::string mest_soft_extra;       // mest-ems: grow-to = target - extra per phase ("" = 0.05,0.025,0)
+    double mest_rate = -1.0;           // mest: constant share of the non-zeros mutated (< 0 = 0.2)
     bool data_efficient = false;       // two-stage training without the least-forgotten examples
     int de_stage1_epochs = 0;          // data efficiency: epochs on all data (0 = round(epochs * 70/160))
     int64_t de_remove = -1;            // data efficiency: drop the N least forgotten (< 0 = not this rule)
@@ -63,6 +69,8 @@ nlohmann::json to_json(const TrainConfig & config);
 // Starts from `base` and applies the keys of `j`; unknown keys and wrong types are input errors
 // naming `source` (a file path or "--config").
 TrainConfig config_from_json(const nlohmann::json & j, const TrainConfig & base, const std::string & source);
+// The MEST mutation schedule of the --mest-* fields (input errors name the flag).
+methods::MestScheduleConfig mest_schedule_config(const TrainConfig & config);
 // Range checks on every field; throws an input error naming the flag.
 void validate(const TrainConfig & config);
 

@@ -220,6 +220,7 @@ methods::MethodOptions method_options(const TrainConfig & c, const nn::InputSpec
     o.sgd_momentum = c.momentum;
     if (methods::method_starts_dense(c.method)) o.target_units = planned_target_units(c, input);
     o.mutation = {c.importance_lambda, c.allow_regrow};
+    o.mest_schedule = mest_schedule_config(c);
     o.importance_window = c.importance_window;
     o.update_every = c.update_every;
     o.update_interval = c.update_interval;
@@ -341,6 +342,19 @@ Attempt train_attempt(TrainConfig config, const RunOptions & options, const Atte
             config.method.c_str(), config.scheme.c_str(), 100.0 * sparsity.sparse_layer_sparsity(),
             static_cast<long long>(sparsity.sparse_layer_nonzeros),
             static_cast<long long>(sparsity.sparse_layer_weights), 100.0 * sparsity.overall_sparsity());
+    }
+    if (config.method == "mest" || config.method == "mest-em" || config.method == "mest-ems") {
+        const methods::MestScheduleConfig mutation = mest_schedule_config(config);
+        const bool vanilla = config.method == "mest", elastic = config.method == "mest-em";
+        std::printf("mutation schedule: %s %s; phase boundaries at %s of training\n",
+                    vanilla   ? "constant rate"
+                    : elastic ? "rates"
+                              : "soft extra",
+                    methods::format_schedule_list(vanilla   ? std::vector<double>{mutation.vanilla_rate}
+                                                  : elastic ? mutation.em_rates
+                                                            : mutation.soft_extra)
+                        .c_str(),
+                    methods::format_schedule_list(mutation.decay_fractions).c_str());
     }
     std::fflush(stdout);
 

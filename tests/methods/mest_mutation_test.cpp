@@ -178,6 +178,36 @@ TEST(MestSchedule, OfficialBoundsAt90And95Percent) {
     EXPECT_NEAR(v.grow_to, 0.95, 1e-12);
 }
 
+TEST(MestSchedule, FlagsReplaceTheScriptSchedule) {
+    const methods::MestScheduleConfig defaults = methods::mest_schedule_from_flags({});
+    EXPECT_EQ(defaults.soft_extra, methods::MestScheduleConfig{}.soft_extra);
+    EXPECT_EQ(defaults.decay_fractions, methods::MestScheduleConfig{}.decay_fractions);
+    methods::MestScheduleFlags flags;
+    flags.decay_at = "0.25,0.5,0.9";
+    flags.soft_extra = "0.04,0.02,0.01,0";
+    methods::MestScheduleConfig c = methods::mest_schedule_from_flags(flags);
+    c.target_sparsity = 0.9;
+    for (auto [epoch, grow_to] : std::vector<std::pair<int, double>>{{0, 0.86}, {2, 0.86}, {3, 0.88}, {5, 0.89}, {9, 0.9}}) {
+        const auto b = methods::mest_bounds(methods::MestVariant::kElasticSoft, c, epoch, 10);
+        EXPECT_NEAR(b.prune_to, 0.9, 1e-12);
+        EXPECT_NEAR(b.grow_to, grow_to, 1e-12) << epoch;
+    }
+    EXPECT_EQ(methods::format_schedule_list(c.soft_extra), "0.04,0.02,0.01,0");
+    flags = {};
+    flags.variant = methods::MestVariant::kElastic;
+    flags.em_rates = "0.5,0.25,0";
+    c = methods::mest_schedule_from_flags(flags);
+    c.target_sparsity = 0.9;
+    EXPECT_NEAR(methods::mest_bounds(methods::MestVariant::kElastic, c, 0, 160).prune_to, 0.95, 1e-12);
+    EXPECT_NEAR(methods::mest_bounds(methods::MestVariant::kElastic, c, 100, 160).prune_to, 0.925, 1e-12);
+    flags = {};
+    flags.variant = methods::MestVariant::kVanilla;
+    flags.vanilla_rate = 0.1;
+    c = methods::mest_schedule_from_flags(flags);
+    c.target_sparsity = 0.9;
+    EXPECT_NEAR(methods::mest_bounds(methods::MestVariant::kVanilla, c, 150, 160).prune_to, 0.91, 1e-12);
+}
+
 TEST(MestSchedule, UpdatesEveryFiveEpochsAndAtTheLastPhase) {
     methods::MestScheduleConfig c;
     std::vector<int> updates;

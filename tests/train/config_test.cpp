@@ -200,6 +200,15 @@ TEST(TrainConfig, DefaultsAndNonDefaultsValidate) {
     edge.limit_train = 0;
     edge.augment_pad = -1;
     EXPECT_NO_THROW(validate(edge));
+    // Only the list the MEST variant reads must match the phases.
+    TrainConfig em;
+    em.method = "mest-em";
+    em.mest_decay_at = "0.5";
+    em.mest_em_rates = "0.3,0";
+    EXPECT_NO_THROW(validate(em));
+    em.method = "mest-ems";
+    em.mest_soft_extra = "0.02,0";
+    EXPECT_NO_THROW(validate(em));
 }
 
 struct BadCase {
@@ -245,6 +254,39 @@ TEST(TrainConfig, ValidateRejectsEachBadValueNamingTheFlag) {
         {"augment-pad -2", [](TrainConfig & c) { c.augment_pad = -2; }, {"--augment-pad"}},
         {"augment-pad 17", [](TrainConfig & c) { c.augment_pad = 17; }, {"--augment-pad"}},
         {"eval-every 0", [](TrainConfig & c) { c.eval_every = 0; }, {"--eval-every"}},
+        {"soft extra not a number",
+         [](TrainConfig & c) { c.mest_soft_extra = "0.05,x,0"; },
+         {"--mest-soft-extra", "'x' is not a number"}},
+        {"soft extra empty item", [](TrainConfig & c) { c.mest_soft_extra = "0.05,,0"; }, {"--mest-soft-extra"}},
+        {"soft extra does not end at 0",
+         [](TrainConfig & c) { c.mest_soft_extra = "0.05,0.02,0.01"; },
+         {"--mest-soft-extra", "must be 0"}},
+        {"soft extra negative",
+         [](TrainConfig & c) { c.mest_soft_extra = "-0.05,0,0"; },
+         {"--mest-soft-extra", "outside"}},
+        {"soft extra one per phase",
+         [](TrainConfig & c) { c.mest_soft_extra = "0.05,0"; },
+         {"--mest-soft-extra", "2 values for 3 phases"}},
+        {"decay points not increasing",
+         [](TrainConfig & c) { c.mest_decay_at = "0.75,0.5"; },
+         {"--mest-decay-at", "increase"}},
+        {"decay point past the end", [](TrainConfig & c) { c.mest_decay_at = "1.5"; }, {"--mest-decay-at"}},
+        {"decay points without matching extras",
+         [](TrainConfig & c) { c.mest_decay_at = "0.5"; },
+         {"--mest-soft-extra", "(the default) for 2 phases"}},
+        {"em rate above 1",
+         [](TrainConfig & c) {
+             c.method = "mest-em";
+             c.mest_em_rates = "1.5,0.1,0";
+         },
+         {"--mest-em-rates", "outside"}},
+        {"mest rate above 1",
+         [](TrainConfig & c) {
+             c.method = "mest";
+             c.mest_rate = 2.0;
+         },
+         {"--mest-rate"}},
+        {"mest rate NaN", [=](TrainConfig & c) { c.mest_rate = nan; }, {"--mest-rate"}},
     };
     for (const auto & bad : cases) {
         SCOPED_TRACE(bad.what);
