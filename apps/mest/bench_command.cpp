@@ -7,6 +7,7 @@
 #include "core/profiler.h"
 #include "core/threads.h"
 #include "core/version.h"
+#include "kernels/kernel_registry.h"
 #include "nn/models.h"
 #include "train/step.h"
 
@@ -32,6 +33,9 @@ CLI::App * add_bench_command(CLI::App & app, BenchArgs & args) {
     cmd->add_option("--distribution", args.distribution, "uniform or erk")->capture_default_str();
     cmd->add_option("--recompute", args.recompute, "Recompute conv2 outputs in backward: auto (sparse), on, off")
         ->capture_default_str();
+    cmd->add_option("--kernels", args.kernels,
+                    "Which column of the kernel registry runs: optimized, or reference (the scalar loops the kernel "
+                    "tests compare against; default: MEST_KERNELS, else optimized)");
     cmd->add_flag("--json", args.json, "Print one JSON line");
     cmd->add_flag("--profile", args.profile, "Also report the time per kind of operation");
     cmd->add_flag("--table", args.table,
@@ -49,6 +53,7 @@ CLI::App * add_bench_command(CLI::App & app, BenchArgs & args) {
 
 int run_bench(const BenchArgs & args) {
     set_num_threads(args.threads);
+    if (!args.kernels.empty()) kernels::use_kernels(kernels::parse_kernel_impl(args.kernels, "--kernels"));
     if (args.layers) return run_layer_bench(args);
     if (args.table) return run_table_bench(args);
     int c = 0, h = 0, w = 0;
@@ -112,6 +117,7 @@ int run_bench(const BenchArgs & args) {
                      {"step_ms_min", times.front()},
                      {"step_ms_max", times.back()},
                      {"images_per_s", args.batch * 1000.0 / median},
+                     {"kernels", kernels::kernel_impl_name(kernels::active_kernels())},
                      {"peak_rss_mb", static_cast<double>(process_peak_rss_bytes()) / (1 << 20)},
                      {"ledger_peak_mb", ledger},
                      {"sparse_layer_state_mb", sparse_state_bytes / (1 << 20)},
@@ -133,10 +139,11 @@ int run_bench(const BenchArgs & args) {
         std::printf("%s\n", j.dump().c_str());
     } else {
         std::printf(
-            "%s (%s %.2f) batch %d, %d threads: step median %.2f ms (min %.2f, max %.2f), %.1f img/s, peak RSS %.1f "
-            "MB\n",
-            args.model.c_str(), args.scheme.c_str(), sparsity.sparsity, args.batch, args.threads, median, times.front(),
-            times.back(), args.batch * 1000.0 / median, static_cast<double>(process_peak_rss_bytes()) / (1 << 20));
+            "%s (%s %.2f) batch %d, %d threads, %s kernels: step median %.2f ms (min %.2f, max %.2f), %.1f img/s, "
+            "peak RSS %.1f MB\n",
+            args.model.c_str(), args.scheme.c_str(), sparsity.sparsity, args.batch, args.threads,
+            kernels::kernel_impl_name(kernels::active_kernels()), median, times.front(), times.back(),
+            args.batch * 1000.0 / median, static_cast<double>(process_peak_rss_bytes()) / (1 << 20));
         std::printf("ledger peaks (MB): %s\n", ledger.dump().c_str());
         if (args.profile) {
             std::printf("time per step by operation (mean over timed steps):\n");

@@ -10,7 +10,7 @@
 
 #include "commands.h"
 #include "kernels/conv_dnnl.h"
-#include "kernels/sparse_conv.h"
+#include "kernels/kernel_registry.h"
 #include "nn/sparse_conv2d.h"
 #include "sparse/initial_mask.h"
 
@@ -95,10 +95,17 @@ int run_layer_bench(const BenchArgs & args) {
                 const float * values = m.param().value.data();
                 std::vector<float> grads(m.param().size());
                 const Timings t{
-                    median_ms(reps, [&] { kernels::sparse_conv2d_forward(g, v, values, src.data(), dst.data()); }),
-                    median_ms(reps, [&] { kernels::sparse_conv2d_backward_data(g, v, values, dy.data(), dx.data()); }),
+                    median_ms(reps,
+                              [&] {
+                                  kernels::registry().sparse_conv2d_forward(g, v, values, src.data(), dst.data(),
+                                                                            nullptr);
+                              }),
+                    median_ms(
+                        reps,
+                        [&] { kernels::registry().sparse_conv2d_backward_data(g, v, values, dy.data(), dx.data()); }),
                     median_ms(reps, [&] {
-                        kernels::sparse_conv2d_backward_weights(g, v, src.data(), dy.data(), grads.data());
+                        kernels::registry().sparse_conv2d_backward_weights(g, v, src.data(), dy.data(), grads.data(),
+                                                                           nullptr);
                     })};
                 char variant[32];
                 std::snprintf(variant, sizeof variant, "%s %.0f%%", scheme, 100 * s);
@@ -130,13 +137,20 @@ int run_layer_bench(const BenchArgs & args) {
                 const kernels::BlockSparseView v = m.view(true);
                 std::vector<float> grads(m.param().size());
                 const float * values = m.param().value.data();
-                const Timings k{
-                    median_ms(reps, [&] { kernels::sparse_conv2d_forward(gn, v, values, nsrc.data(), ndst.data()); }),
-                    median_ms(reps,
-                              [&] { kernels::sparse_conv2d_backward_data(gn, v, values, ndy.data(), ndx.data()); }),
-                    median_ms(reps, [&] {
-                        kernels::sparse_conv2d_backward_weights(gn, v, nsrc.data(), ndy.data(), grads.data());
-                    })};
+                const Timings k{median_ms(reps,
+                                          [&] {
+                                              kernels::registry().sparse_conv2d_forward(gn, v, values, nsrc.data(),
+                                                                                        ndst.data(), nullptr);
+                                          }),
+                                median_ms(reps,
+                                          [&] {
+                                              kernels::registry().sparse_conv2d_backward_data(gn, v, values, ndy.data(),
+                                                                                              ndx.data());
+                                          }),
+                                median_ms(reps, [&] {
+                                    kernels::registry().sparse_conv2d_backward_weights(gn, v, nsrc.data(), ndy.data(),
+                                                                                       grads.data(), nullptr);
+                                })};
                 std::snprintf(variant, sizeof variant, "chan-%s-mk %.0f%%", narrow_out ? "out" : "in", 100 * s);
                 report(variant, k);
             }

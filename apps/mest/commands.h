@@ -49,6 +49,7 @@ struct BenchArgs {
     double sparsity = 0.9;
     int block_rows = 4;
     std::string sparse_layers, distribution = "uniform", recompute = "auto";
+    std::string kernels;  // "" = the registry's (MEST_KERNELS, else optimized)
     bool json = false, profile = false, layers = false, table = false;
     std::vector<std::string> table_models{"resnet32", "resnet32w2"};
     int table_runs = 3;

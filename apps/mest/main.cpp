@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/version.h"
+#include "kernels/kernel_registry.h"
 
 int main(int argc, char ** argv) {
     CLI::App app{"mest: memory-economic sparse training of CNNs on CPUs"};
@@ -35,6 +36,7 @@ int main(int argc, char ** argv) {
         return 2;
     }
     try {
+        (void)mest::kernels::registry();  // a bad MEST_KERNELS is an input error before any work
         if (train_cmd->parsed()) return mest::app::run_train(*train_cmd, train_args);
         if (eval_cmd->parsed()) return mest::app::run_eval(eval_args);
         if (bench_cmd->parsed()) return mest::app::run_bench(bench_args);

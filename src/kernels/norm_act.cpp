@@ -131,16 +131,6 @@ void BnBackwardApply(const float * g, const float * x, const float * relu_output
     }
 }
 
-void AddReluInplace(float * y, const float * s, int64_t n) {
-    const hn::ScalableTag<float> d;
-    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-    const auto zero = hn::Zero(d);
-    int64_t i = 0;
-    for (; i + lanes <= n; i += lanes)
-        hn::StoreU(hn::Max(hn::Add(hn::LoadU(d, y + i), hn::LoadU(d, s + i)), zero), d, y + i);
-    for (; i < n; ++i) y[i] = std::max(0.0f, y[i] + s[i]);
-}
-
 void ReluBackward(const float * g, const float * y, int64_t n, float * out) {
     const hn::ScalableTag<float> d;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
@@ -334,7 +324,6 @@ HWY_EXPORT(PlaneSums);
 HWY_EXPORT(ScaleShift);
 HWY_EXPORT(BnBackwardSums);
 HWY_EXPORT(BnBackwardApply);
-HWY_EXPORT(AddReluInplace);
 HWY_EXPORT(ReluBackward);
 HWY_EXPORT(ReluMaskPack);
 HWY_EXPORT(ReluBackwardBits);
@@ -358,9 +347,6 @@ void bn_backward_sums(const float * g, const float * x, const float * relu_outpu
 void bn_backward_apply(const float * g, const float * x, const float * relu_output, int64_t n, float mean, float a,
                        float b, float c, float * out) {
     HWY_DYNAMIC_DISPATCH(BnBackwardApply)(g, x, relu_output, n, mean, a, b, c, out);
-}
-void add_relu_inplace(float * y, const float * s, int64_t n) {
-    HWY_DYNAMIC_DISPATCH(AddReluInplace)(y, s, n);
 }
 void relu_backward(const float * g, const float * y, int64_t n, float * out) {
     HWY_DYNAMIC_DISPATCH(ReluBackward)(g, y, n, out);
@@ -424,9 +410,6 @@ void bn_backward_apply_reference(const float * g, const float * x, const float *
         out[i] = a * gi + b * (x[i] - mean) + c;
     }
 }
-void add_relu_inplace_reference(float * y, const float * s, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) y[i] = std::max(0.0f, y[i] + s[i]);
-}
 void relu_backward_reference(const float * g, const float * y, int64_t n, float * out) {
     for (int64_t i = 0; i < n; ++i) out[i] = y[i] > 0.0f ? g[i] : 0.0f;
 }
@@ -469,6 +452,21 @@ void bn_backward_apply_bits_reference(const float * g, const float * x, const ui
                                       float a, float b, float c, float * out) {
     for (int64_t i = 0; i < n; ++i) {
         const float gi = bit_of(bits, i) ? g[i] : 0.0f;
+        out[i] = a * gi + b * (x[i] - mean) + c;
+    }
+}
+void bn_relu_backward_sums_reference(const float * g, const float * x, int64_t n, float mean, float scale, float shift,
+                                     double * sums) {
+    for (int64_t i = 0; i < n; ++i) {
+        const float gi = x[i] * scale + shift > 0.0f ? g[i] : 0.0f;
+        sums[0] += gi;
+        sums[1] += static_cast<double>(gi) * (x[i] - mean);
+    }
+}
+void bn_relu_backward_apply_reference(const float * g, const float * x, int64_t n, float mean, float scale, float shift,
+                                      float a, float b, float c, float * out) {
+    for (int64_t i = 0; i < n; ++i) {
+        const float gi = x[i] * scale + shift > 0.0f ? g[i] : 0.0f;
         out[i] = a * gi + b * (x[i] - mean) + c;
     }
 }

@@ -17,8 +17,6 @@ void bn_backward_sums(const float * g, const float * x, const float * relu_outpu
 // out = a * g' + b * (x - mean) + c, with g' masked as above.
 void bn_backward_apply(const float * g, const float * x, const float * relu_output, int64_t n, float mean, float a,
                        float b, float c, float * out);
-// y = max(y + s, 0), in place.
-void add_relu_inplace(float * y, const float * s, int64_t n);
 // out = y > 0 ? g : 0.
 void relu_backward(const float * g, const float * y, int64_t n, float * out);
 
@@ -57,7 +55,6 @@ void bn_backward_sums_reference(const float * g, const float * x, const float * 
                                 double * sums);
 void bn_backward_apply_reference(const float * g, const float * x, const float * relu_output, int64_t n, float mean,
                                  float a, float b, float c, float * out);
-void add_relu_inplace_reference(float * y, const float * s, int64_t n);
 void relu_backward_reference(const float * g, const float * y, int64_t n, float * out);
 void relu_mask_pack_reference(const float * y, int64_t n, uint64_t * bits);
 void relu_backward_bits_reference(const float * g, const uint64_t * bits, int64_t n, float * out);
@@ -67,6 +64,10 @@ void bn_add_relu_reference(const float * x, int64_t n, float scale, float shift,
 void bn_backward_sums_bits_reference(const float * g, const float * x, const uint64_t * bits, int64_t n, float mean,
                                      double * sums);
 void bn_backward_apply_bits_reference(const float * g, const float * x, const uint64_t * bits, int64_t n, float mean,
+                                      float a, float b, float c, float * out);
+void bn_relu_backward_sums_reference(const float * g, const float * x, int64_t n, float mean, float scale, float shift,
+                                     double * sums);
+void bn_relu_backward_apply_reference(const float * g, const float * x, int64_t n, float mean, float scale, float shift,
                                       float a, float b, float c, float * out);
 
 }  // namespace mest::kernels

@@ -61,4 +61,12 @@ void sparse_linear_backward_weights_reference(const BlockSparseView & w, int64_t
     }
 }
 
+// Both backward products; dx or diff_values may be null to skip it (sparse_linear_backward's contract).
+template <typename T>
+void sparse_linear_backward_reference(const BlockSparseView & w, const T * values, int64_t batch, const T * x,
+                                      const T * dy, T * dx, T * diff_values) {
+    if (dx) sparse_linear_backward_data_reference(w, values, batch, dy, dx);
+    if (diff_values) sparse_linear_backward_weights_reference(w, batch, x, dy, diff_values);
+}
+
 }  // namespace mest::kernels

@@ -5,7 +5,7 @@
 #include <type_traits>
 
 #include "core/buffer.h"
-#include "kernels/norm_act.h"
+#include "kernels/kernel_registry.h"
 
 namespace mest::nn::ops {
 
@@ -29,7 +29,7 @@ private:
 template <typename T>
 void plane_sums(const T * x, int64_t n, double * sums) {
     if constexpr (std::is_same_v<T, float>) {
-        kernels::plane_sums(x, n, sums);
+        kernels::registry().plane_sums(x, n, sums);
     } else {
         for (int64_t i = 0; i < n; ++i) {
             sums[0] += x[i];
@@ -41,7 +41,7 @@ void plane_sums(const T * x, int64_t n, double * sums) {
 template <typename T>
 void scale_shift(const T * x, int64_t n, T scale, T shift, bool relu, T * y) {
     if constexpr (std::is_same_v<T, float>) {
-        kernels::scale_shift(x, n, scale, shift, relu, y);
+        kernels::registry().scale_shift(x, n, scale, shift, relu, y);
     } else {
         for (int64_t i = 0; i < n; ++i) y[i] = relu ? std::max(T(0), x[i] * scale + shift) : x[i] * scale + shift;
     }
@@ -50,7 +50,7 @@ void scale_shift(const T * x, int64_t n, T scale, T shift, bool relu, T * y) {
 template <typename T>
 void bn_backward_sums(const T * g, const T * x, const T * relu_output, int64_t n, T mean, double * sums) {
     if constexpr (std::is_same_v<T, float>) {
-        kernels::bn_backward_sums(g, x, relu_output, n, mean, sums);
+        kernels::registry().bn_backward_sums(g, x, relu_output, n, mean, sums);
     } else {
         for (int64_t i = 0; i < n; ++i) {
             const T gi = (relu_output && !(relu_output[i] > T(0))) ? T(0) : g[i];
@@ -63,7 +63,7 @@ void bn_backward_sums(const T * g, const T * x, const T * relu_output, int64_t n
 template <typename T>
 void bn_backward_apply(const T * g, const T * x, const T * relu_output, int64_t n, T mean, T a, T b, T c, T * out) {
     if constexpr (std::is_same_v<T, float>) {
-        kernels::bn_backward_apply(g, x, relu_output, n, mean, a, b, c, out);
+        kernels::registry().bn_backward_apply(g, x, relu_output, n, mean, a, b, c, out);
     } else {
         for (int64_t i = 0; i < n; ++i) {
             const T gi = (relu_output && !(relu_output[i] > T(0))) ? T(0) : g[i];
@@ -72,42 +72,21 @@ void bn_backward_apply(const T * g, const T * x, const T * relu_output, int64_t 
     }
 }
 
-template <typename T>
-void add_relu_inplace(T * y, const T * s, int64_t n) {
-    if constexpr (std::is_same_v<T, float>) {
-        kernels::add_relu_inplace(y, s, n);
-    } else {
-        for (int64_t i = 0; i < n; ++i) y[i] = std::max(T(0), y[i] + s[i]);
-    }
-}
-
-template <typename T>
-void relu_backward(const T * g, const T * y, int64_t n, T * out) {
-    if constexpr (std::is_same_v<T, float>) {
-        kernels::relu_backward(g, y, n, out);
-    } else {
-        for (int64_t i = 0; i < n; ++i) out[i] = y[i] > T(0) ? g[i] : T(0);
-    }
-}
-
 inline bool mask_bit(const uint64_t * bits, int64_t i) {
     return ((bits[i >> 6] >> (i & 63)) & 1) != 0;
 }
 
+// [y > 0] as bits, for the double path (fp32 packs inside kernels::bn_add_relu).
 template <typename T>
-void relu_mask_pack(const T * y, int64_t n, uint64_t * bits) {
-    if constexpr (std::is_same_v<T, float>) {
-        kernels::relu_mask_pack(y, n, bits);
-    } else {
-        for (int64_t w = 0; w < kernels::mask_words(n); ++w) bits[w] = 0;
-        for (int64_t i = 0; i < n; ++i) bits[i >> 6] |= static_cast<uint64_t>(y[i] > T(0)) << (i & 63);
-    }
+void relu_mask_pack_scalar(const T * y, int64_t n, uint64_t * bits) {
+    for (int64_t w = 0; w < kernels::mask_words(n); ++w) bits[w] = 0;
+    for (int64_t i = 0; i < n; ++i) bits[i >> 6] |= static_cast<uint64_t>(y[i] > T(0)) << (i & 63);
 }
 
 template <typename T>
 void relu_backward_bits(const T * g, const uint64_t * bits, int64_t n, T * out) {
     if constexpr (std::is_same_v<T, float>) {
-        kernels::relu_backward_bits(g, bits, n, out);
+        kernels::registry().relu_backward_bits(g, bits, n, out);
     } else {
         for (int64_t i = 0; i < n; ++i) out[i] = mask_bit(bits, i) ? g[i] : T(0);
     }
@@ -116,7 +95,7 @@ void relu_backward_bits(const T * g, const uint64_t * bits, int64_t n, T * out) 
 template <typename T>
 void add_masked_bits(T * out, const T * g, const uint64_t * bits, int64_t n) {
     if constexpr (std::is_same_v<T, float>) {
-        kernels::add_masked_bits(out, g, bits, n);
+        kernels::registry().add_masked_bits(out, g, bits, n);
     } else {
         for (int64_t i = 0; i < n; ++i) out[i] += mask_bit(bits, i) ? g[i] : T(0);
     }
@@ -125,21 +104,21 @@ void add_masked_bits(T * out, const T * g, const uint64_t * bits, int64_t n) {
 template <typename T>
 void bn_add_relu(const T * x, int64_t n, T scale, T shift, const T * s, T s_scale, T s_shift, T * y, uint64_t * bits) {
     if constexpr (std::is_same_v<T, float>) {
-        kernels::bn_add_relu(x, n, scale, shift, s, s_scale, s_shift, y, bits);
+        kernels::registry().bn_add_relu(x, n, scale, shift, s, s_scale, s_shift, y, bits);
     } else {
         for (int64_t i = 0; i < n; ++i) {
             T v = x[i] * scale + shift;
             if (s) v += s[i] * s_scale + s_shift;
             y[i] = std::max(T(0), v);
         }
-        if (bits) relu_mask_pack(y, n, bits);
+        if (bits) relu_mask_pack_scalar(y, n, bits);
     }
 }
 
 template <typename T>
 void bn_backward_sums_bits(const T * g, const T * x, const uint64_t * bits, int64_t n, T mean, double * sums) {
     if constexpr (std::is_same_v<T, float>) {
-        kernels::bn_backward_sums_bits(g, x, bits, n, mean, sums);
+        kernels::registry().bn_backward_sums_bits(g, x, bits, n, mean, sums);
     } else {
         for (int64_t i = 0; i < n; ++i) {
             const T gi = mask_bit(bits, i) ? g[i] : T(0);
@@ -153,7 +132,7 @@ template <typename T>
 void bn_backward_apply_bits(const T * g, const T * x, const uint64_t * bits, int64_t n, T mean, T a, T b, T c,
                             T * out) {
     if constexpr (std::is_same_v<T, float>) {
-        kernels::bn_backward_apply_bits(g, x, bits, n, mean, a, b, c, out);
+        kernels::registry().bn_backward_apply_bits(g, x, bits, n, mean, a, b, c, out);
     } else {
         for (int64_t i = 0; i < n; ++i) {
             const T gi = mask_bit(bits, i) ? g[i] : T(0);
@@ -166,7 +145,7 @@ void bn_backward_apply_bits(const T * g, const T * x, const uint64_t * bits, int
 template <typename T>
 void bn_relu_backward_sums(const T * g, const T * x, int64_t n, T mean, T scale, T shift, double * sums) {
     if constexpr (std::is_same_v<T, float>) {
-        kernels::bn_relu_backward_sums(g, x, n, mean, scale, shift, sums);
+        kernels::registry().bn_relu_backward_sums(g, x, n, mean, scale, shift, sums);
     } else {
         for (int64_t i = 0; i < n; ++i) {
             const T gi = x[i] * scale + shift > T(0) ? g[i] : T(0);
@@ -179,7 +158,7 @@ void bn_relu_backward_sums(const T * g, const T * x, int64_t n, T mean, T scale,
 template <typename T>
 void bn_relu_backward_apply(const T * g, const T * x, int64_t n, T mean, T scale, T shift, T a, T b, T c, T * out) {
     if constexpr (std::is_same_v<T, float>) {
-        kernels::bn_relu_backward_apply(g, x, n, mean, scale, shift, a, b, c, out);
+        kernels::registry().bn_relu_backward_apply(g, x, n, mean, scale, shift, a, b, c, out);
     } else {
         for (int64_t i = 0; i < n; ++i) {
             const T gi = x[i] * scale + shift > T(0) ? g[i] : T(0);

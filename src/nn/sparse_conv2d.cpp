@@ -4,7 +4,7 @@
 #include <type_traits>
 
 #include "core/profiler.h"
-#include "kernels/sparse_conv.h"
+#include "kernels/kernel_registry.h"
 #include "sparse/initial_mask.h"
 
 namespace mest::nn {
@@ -79,7 +79,7 @@ Tensor<T> SparseConv2d<T>::run_forward(const Tensor<T> & x, const kernels::Basic
     const T * values = weights_.param().value.data();
     if constexpr (std::is_same_v<T, float>) {
         if (backend_ == ConvBackend::kAuto) {
-            kernels::sparse_conv2d_forward(g, weights_.view(false), values, x.data(), y.data(), transform);
+            kernels::registry().sparse_conv2d_forward(g, weights_.view(false), values, x.data(), y.data(), transform);
         } else {
             kernels::sparse_conv2d_forward_reference(g, weights_.view(false), values, x.data(), y.data(), transform);
         }
@@ -135,12 +135,13 @@ Tensor<T> SparseConv2d<T>::backward(const Tensor<T> & dy) {
         if (fast) {
             {
                 ScopedOpTimer timer(OpKind::kSparseConvBackwardWeights);
-                kernels::sparse_conv2d_backward_weights(g, weights_.view(false), saved_input_.data(), dy.data(),
-                                                        p.grad.data(), transform);
+                kernels::registry().sparse_conv2d_backward_weights(g, weights_.view(false), saved_input_.data(),
+                                                                   dy.data(), p.grad.data(), transform);
             }
             ScopedOpTimer timer(OpKind::kSparseConvBackwardData);
             if (!dx.empty())
-                kernels::sparse_conv2d_backward_data(g, weights_.view(true), p.value.data(), dy.data(), dx.data());
+                kernels::registry().sparse_conv2d_backward_data(g, weights_.view(true), p.value.data(), dy.data(),
+                                                                dx.data());
         }
     }
     if (!fast) {
@@ -157,8 +158,8 @@ Tensor<T> SparseConv2d<T>::backward(const Tensor<T> & dy) {
         ScopedOpTimer timer(OpKind::kSparseConvBackwardWeights);
         if (fast) {
             if constexpr (std::is_same_v<T, float>)
-                kernels::sparse_conv2d_backward_weights(g, probe_->view(), saved_input_.data(), dy.data(),
-                                                        probe_->grad_data(), transform);
+                kernels::registry().sparse_conv2d_backward_weights(g, probe_->view(), saved_input_.data(), dy.data(),
+                                                                   probe_->grad_data(), transform);
         } else {
             kernels::sparse_conv2d_backward_weights_reference(g, probe_->view(), saved_input_.data(), dy.data(),
                                                               probe_->grad_data(), transform);

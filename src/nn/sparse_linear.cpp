@@ -4,7 +4,7 @@
 #include <type_traits>
 
 #include "core/profiler.h"
-#include "kernels/sparse_linear.h"
+#include "kernels/kernel_registry.h"
 
 namespace mest::nn {
 
@@ -59,7 +59,7 @@ Tensor<T> SparseLinear<T>::forward(const Tensor<T> & x, bool training) {
     const T * values = weights_.param().value.data();
     if constexpr (std::is_same_v<T, float>) {
         if (optimized()) {
-            kernels::sparse_linear_forward(weights_.view(false), values, n, x.data(), y.data());
+            kernels::registry().sparse_linear_forward(weights_.view(false), values, n, x.data(), y.data());
         } else {
             kernels::sparse_linear_forward_reference(weights_.view(false), values, n, x.data(), y.data());
         }
@@ -86,8 +86,9 @@ Tensor<T> SparseLinear<T>::backward(const Tensor<T> & dy) {
         if (optimized()) {
             // One call shares the transposed dy between both products.
             ScopedOpTimer timer(OpKind::kSparseConvBackwardWeights);
-            kernels::sparse_linear_backward(weights_.view(!dx.empty()), p.value.data(), n, saved_input_.data(),
-                                            dy.data(), dx.empty() ? nullptr : dx.data(), p.grad.data());
+            kernels::registry().sparse_linear_backward(weights_.view(!dx.empty()), p.value.data(), n,
+                                                       saved_input_.data(), dy.data(), dx.empty() ? nullptr : dx.data(),
+                                                       p.grad.data());
         }
     }
     if (!optimized()) {
@@ -109,8 +110,8 @@ Tensor<T> SparseLinear<T>::backward(const Tensor<T> & dy) {
         bool probed = false;
         if constexpr (std::is_same_v<T, float>) {
             if (optimized()) {
-                kernels::sparse_linear_backward_weights(probe_->view(), n, saved_input_.data(), dy.data(),
-                                                        probe_->grad_data());
+                kernels::registry().sparse_linear_backward_weights(probe_->view(), n, saved_input_.data(), dy.data(),
+                                                                   probe_->grad_data());
                 probed = true;
             }
         }

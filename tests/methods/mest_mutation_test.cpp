@@ -187,7 +187,8 @@ TEST(MestSchedule, FlagsReplaceTheScriptSchedule) {
     flags.soft_extra = "0.04,0.02,0.01,0";
     methods::MestScheduleConfig c = methods::mest_schedule_from_flags(flags);
     c.target_sparsity = 0.9;
-    for (auto [epoch, grow_to] : std::vector<std::pair<int, double>>{{0, 0.86}, {2, 0.86}, {3, 0.88}, {5, 0.89}, {9, 0.9}}) {
+    for (auto [epoch, grow_to] :
+         std::vector<std::pair<int, double>>{{0, 0.86}, {2, 0.86}, {3, 0.88}, {5, 0.89}, {9, 0.9}}) {
         const auto b = methods::mest_bounds(methods::MestVariant::kElasticSoft, c, epoch, 10);
         EXPECT_NEAR(b.prune_to, 0.9, 1e-12);
         EXPECT_NEAR(b.grow_to, grow_to, 1e-12) << epoch;
