@@ -9,6 +9,10 @@
 
 namespace mest::methods {
 
+bool is_mest_method(const std::string & method) {
+    return method == "mest" || method == "mest-em" || method == "mest-ems";
+}
+
 MestVariant parse_mest_variant(const std::string & method) {
     if (method == "mest") return MestVariant::kVanilla;
     if (method == "mest-em") return MestVariant::kElastic;
@@ -84,6 +88,22 @@ std::string format_schedule_list(const std::vector<double> & values) {
     std::ostringstream out;
     for (std::size_t k = 0; k < values.size(); ++k) out << (k ? "," : "") << values[k];
     return out.str();
+}
+
+std::string describe_schedule(MestVariant variant, const MestScheduleConfig & config) {
+    std::string per_update;
+    switch (variant) {
+        case MestVariant::kVanilla:
+            per_update = "constant rate " + format_schedule_list({config.vanilla_rate});
+            break;
+        case MestVariant::kElastic:
+            per_update = "rates " + format_schedule_list(config.em_rates);
+            break;
+        case MestVariant::kElasticSoft:
+            per_update = "soft extra " + format_schedule_list(config.soft_extra);
+            break;
+    }
+    return per_update + "; phase boundaries at " + format_schedule_list(config.decay_fractions) + " of training";
 }
 
 int mest_phase(const MestScheduleConfig & config, int epoch, int epochs) {

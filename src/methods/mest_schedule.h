@@ -12,6 +12,7 @@
 namespace mest::methods {
 
 enum class MestVariant { kVanilla, kElastic, kElasticSoft };
+bool is_mest_method(const std::string & method);             // mest, mest-em or mest-ems
 MestVariant parse_mest_variant(const std::string & method);  // mest | mest-em | mest-ems
 
 struct MestScheduleConfig {
@@ -41,6 +42,9 @@ struct MestScheduleFlags {
 };
 MestScheduleConfig mest_schedule_from_flags(const MestScheduleFlags & flags);
 std::string format_schedule_list(const std::vector<double> & values);  // "0.2,0.1,0"
+// What `variant` reads of the schedule, for the run's start-up line, e.g. "soft extra 0.05,0.025,0;
+// phase boundaries at 0.5625,0.75 of training".
+std::string describe_schedule(MestVariant variant, const MestScheduleConfig & config);
 
 // Phase of an epoch: the number of decay fractions at or below epoch / epochs.
 int mest_phase(const MestScheduleConfig & config, int epoch, int epochs);

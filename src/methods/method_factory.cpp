@@ -28,7 +28,7 @@ bool method_starts_dense(const std::string & method) {
 std::unique_ptr<SparseMethod> make_method(nn::Sequential<float> & net, const MethodOptions & options) {
     const std::string & m = options.method;
     if (m == "dense" || m == "static") return nullptr;
-    if (m == "mest" || m == "mest-em" || m == "mest-ems") {
+    if (is_mest_method(m)) {
         MestConfig config;
         config.variant = parse_mest_variant(m);
         config.schedule = options.mest_schedule;

@@ -164,8 +164,8 @@ TrainConfig config_from_json(const nlohmann::json & j, const TrainConfig & base,
 }
 
 methods::MestScheduleConfig mest_schedule_config(const TrainConfig & c) {
-    const bool mest = c.method == "mest" || c.method == "mest-em" || c.method == "mest-ems";
-    const methods::MestVariant variant = mest ? methods::parse_mest_variant(c.method) : methods::MestVariant::kVanilla;
+    const methods::MestVariant variant =
+        methods::is_mest_method(c.method) ? methods::parse_mest_variant(c.method) : methods::MestVariant::kVanilla;
     return methods::mest_schedule_from_flags(
         {variant, c.mest_decay_at, c.mest_em_rates, c.mest_soft_extra, c.mest_rate});
 }

@@ -343,18 +343,10 @@ Attempt train_attempt(TrainConfig config, const RunOptions & options, const Atte
             static_cast<long long>(sparsity.sparse_layer_nonzeros),
             static_cast<long long>(sparsity.sparse_layer_weights), 100.0 * sparsity.overall_sparsity());
     }
-    if (config.method == "mest" || config.method == "mest-em" || config.method == "mest-ems") {
-        const methods::MestScheduleConfig mutation = mest_schedule_config(config);
-        const bool vanilla = config.method == "mest", elastic = config.method == "mest-em";
-        std::printf("mutation schedule: %s %s; phase boundaries at %s of training\n",
-                    vanilla   ? "constant rate"
-                    : elastic ? "rates"
-                              : "soft extra",
-                    methods::format_schedule_list(vanilla   ? std::vector<double>{mutation.vanilla_rate}
-                                                  : elastic ? mutation.em_rates
-                                                            : mutation.soft_extra)
-                        .c_str(),
-                    methods::format_schedule_list(mutation.decay_fractions).c_str());
+    if (methods::is_mest_method(config.method)) {
+        const std::string schedule_text =
+            methods::describe_schedule(methods::parse_mest_variant(config.method), mest_schedule_config(config));
+        std::printf("mutation schedule: %s\n", schedule_text.c_str());
     }
     std::fflush(stdout);
 

@@ -194,6 +194,12 @@ TEST(MestSchedule, FlagsReplaceTheScriptSchedule) {
         EXPECT_NEAR(b.grow_to, grow_to, 1e-12) << epoch;
     }
     EXPECT_EQ(methods::format_schedule_list(c.soft_extra), "0.04,0.02,0.01,0");
+    EXPECT_EQ(methods::describe_schedule(methods::MestVariant::kElasticSoft, c),
+              "soft extra 0.04,0.02,0.01,0; phase boundaries at 0.25,0.5,0.9 of training");
+    EXPECT_EQ(methods::describe_schedule(methods::MestVariant::kVanilla, methods::MestScheduleConfig{}),
+              "constant rate 0.2; phase boundaries at 0.5625,0.75 of training");
+    EXPECT_TRUE(methods::is_mest_method("mest-em"));
+    EXPECT_FALSE(methods::is_mest_method("rigl"));
     flags = {};
     flags.variant = methods::MestVariant::kElastic;
     flags.em_rates = "0.5,0.25,0";
