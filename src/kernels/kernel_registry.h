@@ -55,6 +55,9 @@ struct Kernel {
         active(std::forward<Args>(args)...);
     }
     Fn * version(KernelImpl impl) const { return impl == KernelImpl::kReference ? reference : optimized; }
+    // What a layer runs: the active version, or the reference when the layer alone asks for it
+    // (set_backend(ConvBackend::kReference), the gradient checks' fp32 ground truth).
+    Fn * for_layer(bool force_reference) const { return force_reference ? reference : active; }
 };
 
 struct KernelRegistry {

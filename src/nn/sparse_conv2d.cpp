@@ -72,37 +72,48 @@ Shape SparseConv2d<T>::output_shape(const Shape & input) const {
 }
 
 template <typename T>
-Tensor<T> SparseConv2d<T>::run_forward(const Tensor<T> & x, const kernels::BasicInputTransform<T> * transform) {
+Tensor<T> SparseConv2d<T>::run_forward(const Tensor<T> & x, const kernels::BasicInputTransform<T> * transform,
+                                       std::vector<double> * plane_sums) {
     ScopedOpTimer timer(OpKind::kSparseConvForward);
     const auto g = geometry_for(x.shape());
     Tensor<T> y(output_shape(x.shape()), MemCategory::kActivations);
     const T * values = weights_.param().value.data();
+    double * sums = nullptr;
+    if (plane_sums != nullptr) {
+        plane_sums->assign(static_cast<std::size_t>(2 * g.batch * g.out_channels), 0.0);
+        sums = plane_sums->data();
+    }
     if constexpr (std::is_same_v<T, float>) {
-        if (backend_ == ConvBackend::kAuto) {
-            kernels::registry().sparse_conv2d_forward(g, weights_.view(false), values, x.data(), y.data(), transform);
-        } else {
-            kernels::sparse_conv2d_forward_reference(g, weights_.view(false), values, x.data(), y.data(), transform);
-        }
+        kernels::registry().sparse_conv2d_forward.for_layer(force_reference())(g, weights_.view(false), values,
+                                                                               x.data(), y.data(), transform, sums);
     } else {
-        kernels::sparse_conv2d_forward_reference(g, weights_.view(false), values, x.data(), y.data(), transform);
+        kernels::sparse_conv2d_forward_reference(g, weights_.view(false), values, x.data(), y.data(), transform, sums);
     }
     return y;
 }
 
 template <typename T>
 Tensor<T> SparseConv2d<T>::forward(const Tensor<T> & x, bool training) {
-    Tensor<T> y = run_forward(x, nullptr);
+    Tensor<T> y = run_forward(x, nullptr, nullptr);
     saved_input_ = training ? x : Tensor<T>();
     has_transform_ = false;
     return y;
 }
 
 template <typename T>
+Tensor<T> SparseConv2d<T>::forward_with_plane_sums(const Tensor<T> & x, std::vector<double> & plane_sums) {
+    Tensor<T> y = run_forward(x, nullptr, &plane_sums);
+    saved_input_ = x;
+    has_transform_ = false;
+    return y;
+}
+
+template <typename T>
 Tensor<T> SparseConv2d<T>::forward_transformed(const Tensor<T> & x, const kernels::BasicInputTransform<T> & transform,
-                                               bool training) {
+                                               bool training, std::vector<double> * plane_sums) {
     MEST_CHECK(x.shape().rank == 4 && x.dim(1) == config_.conv.in_channels && transform.scale && transform.shift)
         << this->name_ << ": transformed input " << x.shape().str();
-    Tensor<T> y = run_forward(x, &transform);
+    Tensor<T> y = run_forward(x, &transform, plane_sums);
     saved_input_ = training ? x : Tensor<T>();
     has_transform_ = training;
     if (training) {
@@ -117,7 +128,7 @@ Tensor<T> SparseConv2d<T>::forward_transformed(const Tensor<T> & x, const kernel
 template <typename T>
 Tensor<T> SparseConv2d<T>::recompute_forward() {
     MEST_CHECK(!saved_input_.empty()) << this->name_ << ": recompute without a training forward";
-    return run_forward(saved_input_, saved_transform());
+    return run_forward(saved_input_, saved_transform(), nullptr);
 }
 
 template <typename T>
@@ -129,41 +140,32 @@ Tensor<T> SparseConv2d<T>::backward(const Tensor<T> & dy) {
     const kernels::BasicInputTransform<T> * transform = saved_transform();
     Tensor<T> dx;
     if (this->input_grad_required_) dx = Tensor<T>(saved_input_.shape(), MemCategory::kActivations);
-    bool fast = false;
-    if constexpr (std::is_same_v<T, float>) fast = backend_ == ConvBackend::kAuto;
-    if constexpr (std::is_same_v<T, float>) {
-        if (fast) {
-            {
-                ScopedOpTimer timer(OpKind::kSparseConvBackwardWeights);
-                kernels::registry().sparse_conv2d_backward_weights(g, weights_.view(false), saved_input_.data(),
-                                                                   dy.data(), p.grad.data(), transform);
-            }
-            ScopedOpTimer timer(OpKind::kSparseConvBackwardData);
-            if (!dx.empty())
-                kernels::registry().sparse_conv2d_backward_data(g, weights_.view(true), p.value.data(), dy.data(),
-                                                                dx.data());
+    // fp32 runs the registry's kernels; double (the gradient checks) the reference templates.
+    const auto backward_weights = [&](const kernels::BlockSparseView & view, T * grad) {
+        ScopedOpTimer timer(OpKind::kSparseConvBackwardWeights);
+        if constexpr (std::is_same_v<T, float>) {
+            kernels::registry().sparse_conv2d_backward_weights.for_layer(force_reference())(
+                g, view, saved_input_.data(), dy.data(), grad, transform);
+        } else {
+            kernels::sparse_conv2d_backward_weights_reference(g, view, saved_input_.data(), dy.data(), grad, transform);
         }
-    }
-    if (!fast) {
-        kernels::sparse_conv2d_backward_weights_reference(g, weights_.view(false), saved_input_.data(), dy.data(),
-                                                          p.grad.data(), transform);
-        if (!dx.empty())
+    };
+    backward_weights(weights_.view(false), p.grad.data());
+    if (!dx.empty()) {
+        ScopedOpTimer timer(OpKind::kSparseConvBackwardData);
+        if constexpr (std::is_same_v<T, float>) {
+            kernels::registry().sparse_conv2d_backward_data.for_layer(force_reference())(
+                g, weights_.view(true), p.value.data(), dy.data(), dx.data());
+        } else {
             kernels::sparse_conv2d_backward_data_reference(g, weights_.view(true), p.value.data(), dy.data(),
                                                            dx.data());
+        }
     }
     if (probe_ != nullptr) {
         MEST_CHECK(probe_->shape().rows == weights_.shape().rows && probe_->shape().cols == weights_.shape().cols &&
                    probe_->shape().block_rows == weights_.shape().block_rows)
             << this->name_ << ": gradient probe of another shape";
-        ScopedOpTimer timer(OpKind::kSparseConvBackwardWeights);
-        if (fast) {
-            if constexpr (std::is_same_v<T, float>)
-                kernels::registry().sparse_conv2d_backward_weights(g, probe_->view(), saved_input_.data(), dy.data(),
-                                                                   probe_->grad_data(), transform);
-        } else {
-            kernels::sparse_conv2d_backward_weights_reference(g, probe_->view(), saved_input_.data(), dy.data(),
-                                                              probe_->grad_data(), transform);
-        }
+        backward_weights(probe_->view(), probe_->grad_data());
     }
     release_saved();
     return dx;

@@ -32,8 +32,11 @@ public:
     // applied as the kernels stage x: a residual block's conv2 reads relu(bn1(h)) from h itself.
     // Training keeps x and a copy of the transform's per-channel arrays, so backward-weights reads
     // the same transformed values and the caller's arrays need not outlive the call.
-    Tensor<T> forward_transformed(const Tensor<T> & x, const kernels::BasicInputTransform<T> & transform,
-                                  bool training);
+    Tensor<T> forward_transformed(const Tensor<T> & x, const kernels::BasicInputTransform<T> & transform, bool training,
+                                  std::vector<double> * plane_sums = nullptr);
+    // A training forward that also returns, per output plane (n, c), its sum at [2 * (n * C + c)] and
+    // its sum of squares after it: batch norm's statistics, accumulated as the kernel stores the output.
+    Tensor<T> forward_with_plane_sums(const Tensor<T> & x, std::vector<double> & plane_sums);
     // The last training forward again, from the input (and transform) it kept; they stay kept.
     Tensor<T> recompute_forward();
     Tensor<T> backward(const Tensor<T> & dy) override;
@@ -45,6 +48,7 @@ public:
     }
     Shape output_shape(const Shape & input) const override;
 
+    // kReference runs this layer alone on the registry's fp32 references (double always uses them).
     void set_backend(ConvBackend backend) { backend_ = backend; }
     sparse::BlockSparseMatrix<T> & weights() { return weights_; }
     const SparseConvConfig & config() const { return config_; }
@@ -70,8 +74,10 @@ private:
                  std::span<const int64_t> row_source, std::span<const int64_t> col_source,
                  const std::function<T()> & fresh_row_value);
     kernels::ConvGeometry geometry_for(const Shape & input) const;
-    Tensor<T> run_forward(const Tensor<T> & x, const kernels::BasicInputTransform<T> * transform);
+    Tensor<T> run_forward(const Tensor<T> & x, const kernels::BasicInputTransform<T> * transform,
+                          std::vector<double> * plane_sums);
     const kernels::BasicInputTransform<T> * saved_transform() const { return has_transform_ ? &transform_ : nullptr; }
+    bool force_reference() const { return backend_ == ConvBackend::kReference; }
 
     SparseConvConfig config_;
     sparse::BlockSparseMatrix<T> weights_;

@@ -46,11 +46,6 @@ Shape SparseLinear<T>::output_shape(const Shape & input) const {
 }
 
 template <typename T>
-bool SparseLinear<T>::optimized() const {
-    return std::is_same_v<T, float> && backend_ == ConvBackend::kAuto;
-}
-
-template <typename T>
 Tensor<T> SparseLinear<T>::forward(const Tensor<T> & x, bool training) {
     // No OpKind of its own yet: counted with the sparse convolutions.
     ScopedOpTimer timer(OpKind::kSparseConvForward);
@@ -58,11 +53,8 @@ Tensor<T> SparseLinear<T>::forward(const Tensor<T> & x, bool training) {
     const int64_t n = x.dim(0);
     const T * values = weights_.param().value.data();
     if constexpr (std::is_same_v<T, float>) {
-        if (optimized()) {
-            kernels::registry().sparse_linear_forward(weights_.view(false), values, n, x.data(), y.data());
-        } else {
-            kernels::sparse_linear_forward_reference(weights_.view(false), values, n, x.data(), y.data());
-        }
+        kernels::registry().sparse_linear_forward.for_layer(force_reference())(weights_.view(false), values, n,
+                                                                               x.data(), y.data());
     } else {
         kernels::sparse_linear_forward_reference(weights_.view(false), values, n, x.data(), y.data());
     }
@@ -82,42 +74,31 @@ Tensor<T> SparseLinear<T>::backward(const Tensor<T> & dy) {
     auto & p = weights_.param();
     Tensor<T> dx;
     if (this->input_grad_required_) dx = Tensor<T>(saved_input_.shape(), MemCategory::kActivations);
-    if constexpr (std::is_same_v<T, float>) {
-        if (optimized()) {
-            // One call shares the transposed dy between both products.
-            ScopedOpTimer timer(OpKind::kSparseConvBackwardWeights);
-            kernels::registry().sparse_linear_backward(weights_.view(!dx.empty()), p.value.data(), n,
-                                                       saved_input_.data(), dy.data(), dx.empty() ? nullptr : dx.data(),
-                                                       p.grad.data());
+    {
+        // One call for both products: the optimized kernel shares the transposed dy between them.
+        ScopedOpTimer timer(OpKind::kSparseConvBackwardWeights);
+        if constexpr (std::is_same_v<T, float>) {
+            kernels::registry().sparse_linear_backward.for_layer(force_reference())(
+                weights_.view(!dx.empty()), p.value.data(), n, saved_input_.data(), dy.data(),
+                dx.empty() ? nullptr : dx.data(), p.grad.data());
+        } else {
+            kernels::sparse_linear_backward_reference(weights_.view(!dx.empty()), p.value.data(), n,
+                                                      saved_input_.data(), dy.data(), dx.empty() ? nullptr : dx.data(),
+                                                      p.grad.data());
         }
-    }
-    if (!optimized()) {
-        {
-            ScopedOpTimer timer(OpKind::kSparseConvBackwardWeights);
-            kernels::sparse_linear_backward_weights_reference(weights_.view(false), n, saved_input_.data(), dy.data(),
-                                                              p.grad.data());
-        }
-        ScopedOpTimer timer(OpKind::kSparseConvBackwardData);
-        if (!dx.empty())
-            kernels::sparse_linear_backward_data_reference(weights_.view(true), p.value.data(), n, dy.data(),
-                                                           dx.data());
     }
     if (probe_ != nullptr) {
         MEST_CHECK(probe_->shape().rows == weights_.shape().rows && probe_->shape().cols == weights_.shape().cols &&
                    probe_->shape().block_rows == weights_.shape().block_rows)
             << this->name_ << ": gradient probe of another shape";
         ScopedOpTimer timer(OpKind::kSparseConvBackwardWeights);
-        bool probed = false;
         if constexpr (std::is_same_v<T, float>) {
-            if (optimized()) {
-                kernels::registry().sparse_linear_backward_weights(probe_->view(), n, saved_input_.data(), dy.data(),
-                                                                   probe_->grad_data());
-                probed = true;
-            }
-        }
-        if (!probed)
+            kernels::registry().sparse_linear_backward_weights.for_layer(force_reference())(
+                probe_->view(), n, saved_input_.data(), dy.data(), probe_->grad_data());
+        } else {
             kernels::sparse_linear_backward_weights_reference(probe_->view(), n, saved_input_.data(), dy.data(),
                                                               probe_->grad_data());
+        }
     }
     if (bias_) {
         for (int64_t j = 0; j < out_features_; ++j) {

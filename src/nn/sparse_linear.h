@@ -37,7 +37,7 @@ public:
     int64_t out_features() const { return out_features_; }
 
 private:
-    bool optimized() const;
+    bool force_reference() const { return backend_ == ConvBackend::kReference; }
 
     int64_t in_features_, out_features_;
     sparse::BlockSparseMatrix<T> weights_;
