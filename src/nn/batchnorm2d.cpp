@@ -155,13 +155,6 @@ Tensor<T> BatchNorm2d<T>::backward(const Tensor<T> & dy) {
 }
 
 template <typename T>
-Tensor<T> BatchNorm2d<T>::backward_masked(const Tensor<T> & dy, const Tensor<T> * relu_output) {
-    Tensor<T> dx(dy.shape(), MemCategory::kActivations);
-    backward_into(dy, GradMask{.relu_output = relu_output ? relu_output->data() : nullptr}, dx.data());
-    return dx;
-}
-
-template <typename T>
 void BatchNorm2d<T>::backward_inplace(Tensor<T> & g) {
     backward_into(g, GradMask{.recompute = fused_relu_}, g.data());
 }
@@ -186,7 +179,6 @@ void BatchNorm2d<T>::backward_into(const Tensor<T> & dy, const GradMask & grad_m
     const int64_t n_batch = dy.dim(0), plane = dy.dim(2) * dy.dim(3), count = n_batch * plane;
     const T * x = saved_input_.data();
     const T * g = dy.data();
-    const T * mask = grad_mask.relu_output;
     const ops::PlaneBits * bits = grad_mask.bits;
     const bool recompute = grad_mask.recompute;
 #pragma omp parallel for schedule(static)
@@ -201,7 +193,7 @@ void BatchNorm2d<T>::backward_into(const Tensor<T> & dy, const GradMask & grad_m
             else if (bits)
                 ops::bn_backward_sums_bits(g + base, x + base, bits->plane(n * channels_ + c), plane, mean, sums);
             else
-                ops::bn_backward_sums(g + base, x + base, mask ? mask + base : nullptr, plane, mean, sums);
+                ops::bn_backward_sums<T>(g + base, x + base, nullptr, plane, mean, sums);
         }
         const double dgamma = sums[1] * inv_std, dbeta = sums[0];
         gamma_.grad[c] = static_cast<T>(dgamma);
@@ -218,8 +210,7 @@ void BatchNorm2d<T>::backward_into(const Tensor<T> & dy, const GradMask & grad_m
                 ops::bn_backward_apply_bits(g + base, x + base, bits->plane(n * channels_ + c), plane, mean, a, b, k,
                                             out + base);
             else
-                ops::bn_backward_apply(g + base, x + base, mask ? mask + base : nullptr, plane, mean, a, b, k,
-                                       out + base);
+                ops::bn_backward_apply<T>(g + base, x + base, nullptr, plane, mean, a, b, k, out + base);
         }
     }
     release_saved();

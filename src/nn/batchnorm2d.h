@@ -49,8 +49,6 @@ public:
     const T * scales() const { return scale_.data(); }
     const T * shifts() const { return shift_.data(); }
 
-    // Backward with the ReLU mask taken from a tensor the caller keeps (null: no mask).
-    Tensor<T> backward_masked(const Tensor<T> & dy, const Tensor<T> * relu_output);
     // backward(), writing the input gradient over g (which the caller owns).
     void backward_inplace(Tensor<T> & g);
     // Backward with the ReLU mask as bits.
@@ -69,9 +67,8 @@ public:
     Buffer<T> & running_var() { return running_var_; }
 
 private:
-    // The ReLU mask backward applies: a float tensor's sign, bits, or rebuilt from the input.
+    // The ReLU mask backward applies (none: a BN without ReLU): bits, or rebuilt from the input.
     struct GradMask {
-        const T * relu_output = nullptr;
         const ops::PlaneBits * bits = nullptr;
         bool recompute = false;
     };
