@@ -98,7 +98,7 @@ int run_layer_bench(const BenchArgs & args) {
                     median_ms(reps,
                               [&] {
                                   kernels::registry().sparse_conv2d_forward(g, v, values, src.data(), dst.data(),
-                                                                            nullptr, nullptr);
+                                                                            nullptr);
                               }),
                     median_ms(
                         reps,
@@ -140,7 +140,7 @@ int run_layer_bench(const BenchArgs & args) {
                 const Timings k{median_ms(reps,
                                           [&] {
                                               kernels::registry().sparse_conv2d_forward(gn, v, values, nsrc.data(),
-                                                                                        ndst.data(), nullptr, nullptr);
+                                                                                        ndst.data(), nullptr);
                                           }),
                                 median_ms(reps,
                                           [&] {

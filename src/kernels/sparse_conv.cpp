@@ -84,7 +84,6 @@ struct StorePlan {
     std::vector<int32_t> count;   // real lanes
     std::vector<int32_t> gather;  // per vector: its real lanes' indices first, in order
     std::vector<uint8_t> inside;  // a full vector stored at `offset` stays inside the plane
-    std::vector<float> real;      // per vector and lane, before the gather: 1 for a real lane, else 0
 };
 
 StorePlan make_store_plan(int64_t rows, int64_t cols, int64_t width, int64_t lanes, int64_t extra_vectors) {
@@ -96,12 +95,10 @@ StorePlan make_store_plan(int64_t rows, int64_t cols, int64_t width, int64_t lan
     plan.count.assign(static_cast<std::size_t>(total), 0);
     plan.gather.assign(static_cast<std::size_t>(total * lanes), 0);
     plan.inside.assign(static_cast<std::size_t>(total), 0);
-    plan.real.assign(static_cast<std::size_t>(total * lanes), 0.0f);
     for (int64_t k = 0; k < plan.vectors; ++k) {
         for (int64_t j = 0; j < lanes; ++j) {
             const int64_t pos = k * lanes + j;
             if (pos >= span || pos % width >= cols) continue;
-            plan.real[static_cast<std::size_t>(pos)] = 1.0f;
             const int32_t n = plan.count[static_cast<std::size_t>(k)]++;
             if (n == 0) plan.offset[static_cast<std::size_t>(k)] = pos / width * cols + pos % width;
             plan.gather[static_cast<std::size_t>(k * lanes + n)] = static_cast<int32_t>(j);
@@ -294,7 +291,6 @@ struct Correlation {
     float * out;
     int64_t out_image, out_plane;
     const StorePlan * plan;
-    double * plane_sums;  // null, or per output plane (image, row) its sum and sum of squares
 };
 
 template <int R, int NI, int NV>
@@ -316,27 +312,6 @@ HWY_INLINE void correlate_tile(D d, const float * const * base, const int64_t * 
             }
         }
     }
-}
-
-// Batch norm's statistics from the tile while it is in registers: `real` (one float per lane of the
-// tile's vectors) zeroes the junk lanes of the padded rows and of vectors past the plane.
-template <int R, int NI, int NV>
-HWY_INLINE void accumulate_plane_sums(D d, const V (&acc)[R][NI][NV], const float * real, int64_t rows_valid,
-                                      int64_t images, V (&sums)[R][NI], V (&squares)[R][NI]) {
-    const size_t lanes = hn::Lanes(d);
-    V mask[NV];
-    for (int v = 0; v < NV; ++v) mask[v] = hn::LoadU(d, real + v * lanes);
-    for (int64_t r = 0; r < rows_valid; ++r)
-        for (int64_t i = 0; i < images; ++i) {
-            V s = sums[r][i], q = squares[r][i];
-            for (int v = 0; v < NV; ++v) {
-                const V x = hn::Mul(acc[r][i][v], mask[v]);
-                s = hn::Add(s, x);
-                q = hn::MulAdd(x, acc[r][i][v], q);
-            }
-            sums[r][i] = s;
-            squares[r][i] = q;
-        }
 }
 
 HWY_INLINE void store_planned(D d, V v, const StorePlan & plan, int64_t k, float * plane) {
@@ -404,10 +379,6 @@ void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepar
                 const int64_t rows_valid = std::min<int64_t>(R, c.rows - grp * R);
                 const int64_t * offsets = c.offsets + begin;
                 const float * weights = c.weights + begin * R;
-                V sums[R][NI], squares[R][NI];
-                if (c.plane_sums != nullptr)
-                    for (int r = 0; r < R; ++r)
-                        for (int i = 0; i < NI; ++i) sums[r][i] = squares[r][i] = hn::Zero(d);
                 for (int64_t k0 = 0; k0 < vectors; k0 += NV) {
                     // Images past the batch repeat the last one: computed, never stored.
                     const float * base[NI];
@@ -415,9 +386,6 @@ void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepar
                         base[i] = local + std::min<int64_t>(i, images - 1) * c.image_floats + k0 * lanes;
                     V acc[R][NI][NV];
                     correlate_tile<R, NI, NV>(d, base, offsets, weights, entries, acc);
-                    if (c.plane_sums != nullptr)
-                        accumulate_plane_sums<R, NI, NV>(d, acc, c.plan->real.data() + k0 * lanes, rows_valid, images,
-                                                         sums, squares);
                     for (int64_t r = 0; r < rows_valid; ++r) {
                         for (int64_t i = 0; i < images; ++i) {
                             float * image = staged_out > 0 ? staged + i * staged_out : c.out + (n0 + i) * c.out_image;
@@ -426,13 +394,6 @@ void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepar
                         }
                     }
                 }
-                if (c.plane_sums != nullptr)
-                    for (int64_t r = 0; r < rows_valid; ++r)
-                        for (int64_t i = 0; i < images; ++i) {
-                            double * out = c.plane_sums + 2 * ((n0 + i) * c.rows + grp * R + r);
-                            out[0] = static_cast<double>(hn::GetLane(hn::SumOfLanes(d, sums[r][i])));
-                            out[1] = static_cast<double>(hn::GetLane(hn::SumOfLanes(d, squares[r][i])));
-                        }
             }
             if (staged_out > 0)
                 for (int64_t i = 0; i < images; ++i) finish(n0 + i, staged + i * staged_out);
@@ -464,10 +425,10 @@ std::vector<int64_t> unit_offsets(const ConvGeometry & g, const BlockSparseView 
 }
 
 void SparseForward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
-                   float * dst, const InputTransform * transform, double * plane_sums) {
+                   float * dst, const InputTransform * transform) {
     const int64_t R = w.block_rows;
     if (R != 1 && R != 2 && R != 4) {
-        sparse_conv2d_forward_reference(g, w, values, src, dst, transform, plane_sums);
+        sparse_conv2d_forward_reference(g, w, values, src, dst, transform);
         return;
     }
     const PhaseGeometry pg = phase_geometry(g.in_height, g.in_width, g.pad, g.stride);
@@ -484,8 +445,7 @@ void SparseForward(const ConvGeometry & g, const BlockSparseView & w, const floa
                         dst,
                         g.out_channels * ho * wo,
                         ho * wo,
-                        &plan,
-                        plane_sums};
+                        &plan};
     const int64_t image_src = g.in_channels * g.in_height * g.in_width;
     const auto prepare = [&](int64_t n, float * out) {
         phase_image(src + n * image_src, g.in_channels, g.in_height, g.in_width, g.pad, pg, transform, out);
@@ -541,8 +501,7 @@ void SparseBackwardData(const ConvGeometry & g, const BlockSparseView & w, const
                             diff_src,
                             g.in_channels * g.in_height * g.in_width,
                             g.in_height * g.in_width,
-                            &plan,
-                            nullptr};
+                            &plan};
         run_correlation<1>(c, WorkspaceSlot::kStagingC, [&](int64_t n, float * out) {
             pad_image(diff_dst + n * image_dy, g.out_channels, ho, wo, q, hu, wu, out);
         });
@@ -582,8 +541,7 @@ void SparseBackwardData(const ConvGeometry & g, const BlockSparseView & w, const
                         diff_src,
                         0,
                         pg.pp,
-                        &plan,
-                        nullptr};
+                        &plan};
     const int64_t image_dx = g.in_channels * g.in_height * g.in_width;
     run_correlation<1>(
         c, WorkspaceSlot::kStagingC,
@@ -706,8 +664,8 @@ HWY_EXPORT(SparseBackwardData);
 HWY_EXPORT(SparseBackwardWeights);
 
 void sparse_conv2d_forward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
-                           float * dst, const InputTransform * transform, double * plane_sums) {
-    HWY_DYNAMIC_DISPATCH(SparseForward)(g, w, values, src, dst, transform, plane_sums);
+                           float * dst, const InputTransform * transform) {
+    HWY_DYNAMIC_DISPATCH(SparseForward)(g, w, values, src, dst, transform);
 }
 void sparse_conv2d_backward_data(const ConvGeometry & g, const BlockSparseView & w, const float * values,
                                  const float * diff_dst, float * diff_src) {

@@ -20,10 +20,8 @@ namespace mest::kernels {
 
 // transform (null: none) is applied to the input as each task stages it, in the arithmetic of
 // scale_shift (norm_act.h), so the values equal those a separate BN+ReLU pass would have written.
-// plane_sums (null: none) receives each output plane's sum and sum of squares, as the reference's:
-// accumulated from the tile's registers before the store, they save batch norm a pass over dst.
 void sparse_conv2d_forward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
-                           float * dst, const InputTransform * transform = nullptr, double * plane_sums = nullptr);
+                           float * dst, const InputTransform * transform = nullptr);
 void sparse_conv2d_backward_data(const ConvGeometry & g, const BlockSparseView & w, const float * values,
                                  const float * diff_dst, float * diff_src);
 void sparse_conv2d_backward_weights(const ConvGeometry & g, const BlockSparseView & w, const float * src,

@@ -44,12 +44,10 @@ T input_at(const std::type_identity_t<BasicInputTransform<T>> * transform, int64
     return transform ? transform->apply(channel, x) : x;
 }
 
-// plane_sums (null: not wanted) receives, per output plane (n, oc), its sum at [2 * (n * Cout + oc)]
-// and its sum of squares after it: batch norm's statistics, taken while the output is at hand.
 template <typename T>
 void sparse_conv2d_forward_reference(const ConvGeometry & g, const BlockSparseView & w, const T * values, const T * src,
-                                     T * dst, const std::type_identity_t<BasicInputTransform<T>> * transform = nullptr,
-                                     double * plane_sums = nullptr) {
+                                     T * dst,
+                                     const std::type_identity_t<BasicInputTransform<T>> * transform = nullptr) {
     const int64_t ho = g.out_height(), wo = g.out_width(), taps = g.kernel_h * g.kernel_w;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t n = 0; n < g.batch; ++n) {
@@ -71,15 +69,6 @@ void sparse_conv2d_forward_reference(const ConvGeometry & g, const BlockSparseVi
                                 out[oy * wo + ox] += wv * input_at<T>(transform, ic, in[iy * g.in_width + ix]);
                         }
                     }
-                }
-                if (plane_sums != nullptr) {
-                    double sum = 0.0, squares = 0.0;
-                    for (int64_t i = 0; i < ho * wo; ++i) {
-                        sum += static_cast<double>(out[i]);
-                        squares += static_cast<double>(out[i]) * static_cast<double>(out[i]);
-                    }
-                    plane_sums[2 * (n * g.out_channels + oc)] = sum;
-                    plane_sums[2 * (n * g.out_channels + oc) + 1] = squares;
                 }
             }
         }

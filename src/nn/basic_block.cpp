@@ -29,10 +29,8 @@ BasicBlock<T>::BasicBlock(std::string name, int64_t in_channels, int64_t out_cha
       conv2_(make_conv(name + ".conv2",
                        Conv2dConfig{mid_channels > 0 ? mid_channels : out_channels, out_channels, 3, 1, 1, false})),
       bn2_(name + ".bn2", out_channels, false) {
-    sparse_conv1_ = dynamic_cast<SparseConv2d<T> *>(conv1_.get());
     sparse_conv2_ = dynamic_cast<SparseConv2d<T> *>(conv2_.get());
     fuse_bn1_ = std::is_same_v<T, float> && sparse_conv2_ != nullptr;
-    bn_stats_from_convs_ = fuse_bn1_;
     mid_ids_.resize(static_cast<std::size_t>(bn1_.channels()));
     for (std::size_t k = 0; k < mid_ids_.size(); ++k) mid_ids_[k] = static_cast<int32_t>(k);
     if (shortcut_ == ShortcutKind::kConvBn) {
@@ -79,18 +77,13 @@ void BasicBlock<T>::pad_subsample_plane(const T * x, int64_t b, int64_t c, T * d
 template <typename T>
 Tensor<T> BasicBlock<T>::forward(const Tensor<T> & x, bool training) {
     input_shape_ = x.shape();
-    const bool conv_stats = training && fuse_bn1_ && bn_stats_from_convs_;
-    std::vector<double> c1_sums, c2_sums;
-    const bool c1_stats = conv_stats && sparse_conv1_ != nullptr;
-    Tensor<T> c1 = c1_stats ? sparse_conv1_->forward_with_plane_sums(x, c1_sums) : conv1_->forward(x, training);
+    Tensor<T> c1 = conv1_->forward(x, training);
     Tensor<T> c2;
     fused_forward_ = training && fuse_bn1_;
     if (fuse_bn1_) {
         // Statistics only; conv2 kept its own copy of the scale and shift, and BN1 keeps c1.
-        const auto statistics_only = [](int64_t, T, T) {};
-        bn1_.normalize(c1, training, statistics_only, c1_stats ? &c1_sums : nullptr);
-        c2 = sparse_conv2_->forward_transformed(c1, {bn1_.scales(), bn1_.shifts(), bn1_.fused_relu()}, training,
-                                                conv_stats ? &c2_sums : nullptr);
+        bn1_.normalize(c1, training, [](int64_t, T, T) {});
+        c2 = sparse_conv2_->forward_transformed(c1, {bn1_.scales(), bn1_.shifts(), bn1_.fused_relu()}, training);
         c1 = Tensor<T>();
         a1_ = nullptr;
     } else {
@@ -116,8 +109,7 @@ Tensor<T> BasicBlock<T>::forward(const Tensor<T> & x, bool training) {
     Tensor<T> out(c2.shape(), MemCategory::kActivations);
     out_mask_ = training ? ops::PlaneBits(n_batch * out_channels_, plane) : ops::PlaneBits();
     const int64_t pad = (out_channels_ - in_channels_) / 2;
-    // BN2, the shortcut added and the ReLU applied, one channel at a time while it is in cache.
-    const auto normalize_add_relu = [&](int64_t c, T scale, T shift) {
+    bn2_.normalize(c2, training, [&](int64_t c, T scale, T shift) {
         std::vector<T> gathered;
         for (int64_t n = 0; n < n_batch; ++n) {
             const int64_t p = n * out_channels_ + c, base = p * plane;
@@ -143,8 +135,7 @@ Tensor<T> BasicBlock<T>::forward(const Tensor<T> & x, bool training) {
             ops::bn_add_relu(c2.data() + base, plane, scale, shift, s, s_scale, s_shift, out.data() + base,
                              training ? out_mask_.plane(p) : nullptr);
         }
-    };
-    bn2_.normalize(c2, training, normalize_add_relu, conv_stats ? &c2_sums : nullptr);
+    });
     if (training && recompute_c2_) bn2_.set_saved_input(Tensor<T>());
     return out;
 }

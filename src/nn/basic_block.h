@@ -64,12 +64,6 @@ public:
     // between steps, not between a forward and its backward.
     void set_fuse_bn1_into_conv2(bool fuse) { fuse_bn1_ = fuse && sparse_conv2_ != nullptr; }
     bool fuses_bn1_into_conv2() const { return fuse_bn1_; }
-    // Whether, on the fused path, the training forward takes BN1's and BN2's batch statistics from
-    // the sparse convs' epilogues (per-plane sums accumulated as each output is stored) instead of
-    // a separate pass over conv1's and conv2's outputs. Same default as the fusion; the sums differ
-    // from the separate pass only in rounding.
-    void set_bn_stats_from_convs(bool on) { bn_stats_from_convs_ = on; }
-    bool bn_stats_from_convs() const { return bn_stats_from_convs_; }
 
     Module<T> & conv1() { return *conv1_; }
     Module<T> & conv2() { return *conv2_; }
@@ -116,10 +110,8 @@ private:
     ModulePtr<T> short_conv_;
     std::unique_ptr<BatchNorm2d<T>> short_bn_;
     Shape input_shape_;
-    SparseConv2d<T> * sparse_conv1_ = nullptr;  // conv1_, when it is sparse
     SparseConv2d<T> * sparse_conv2_ = nullptr;  // conv2_, when it is sparse
     bool fuse_bn1_ = false;
-    bool bn_stats_from_convs_ = false;
     bool channel_scheme_ = false;
     std::vector<int32_t> mid_ids_;   // logical channel of each inner slot
     bool fused_forward_ = false;     // the last training forward took the fused path

@@ -64,14 +64,10 @@ void BatchNorm2d<T>::resize_channels(std::span<const int64_t> source) {
 
 // Splits the per-channel loops over threads; a chunk of channels keeps its planes in one thread.
 template <typename T>
-void BatchNorm2d<T>::normalize(const Tensor<T> & x, bool training, const ChannelEpilogue & apply,
-                               const std::vector<double> * plane_sums) {
+void BatchNorm2d<T>::normalize(const Tensor<T> & x, bool training, const ChannelEpilogue & apply) {
     ScopedOpTimer timer(OpKind::kBatchNormForward);
     MEST_CHECK(x.shape().rank == 4 && x.dim(1) == channels_) << this->name_ << ": input " << x.shape().str();
     const int64_t n_batch = x.dim(0), plane = x.dim(2) * x.dim(3), count = n_batch * plane;
-    MEST_CHECK(plane_sums == nullptr || static_cast<int64_t>(plane_sums->size()) == 2 * n_batch * channels_)
-        << this->name_ << ": " << plane_sums->size() << " plane sums for input " << x.shape().str();
-    const double * given = plane_sums != nullptr ? plane_sums->data() : nullptr;
     batch_mean_.assign(channels_, 0.0);
     batch_inv_std_.assign(channels_, 0.0);
     scale_.assign(channels_, T(0));
@@ -82,14 +78,7 @@ void BatchNorm2d<T>::normalize(const Tensor<T> & x, bool training, const Channel
         double mean, var;
         if (training) {
             double sums[2] = {0.0, 0.0};
-            for (int64_t n = 0; n < n_batch; ++n) {
-                if (given != nullptr) {
-                    sums[0] += given[2 * (n * channels_ + c)];
-                    sums[1] += given[2 * (n * channels_ + c) + 1];
-                } else {
-                    ops::plane_sums(src + (n * channels_ + c) * plane, plane, sums);
-                }
-            }
+            for (int64_t n = 0; n < n_batch; ++n) ops::plane_sums(src + (n * channels_ + c) * plane, plane, sums);
             mean = sums[0] / static_cast<double>(count);
             var = std::max(0.0, sums[1] / static_cast<double>(count) - mean * mean);
             const double unbiased = count > 1 ? var * static_cast<double>(count) / static_cast<double>(count - 1) : var;

@@ -31,12 +31,8 @@ public:
 
     // Statistics (batch ones when training, which also updates the running ones and keeps x for
     // backward), then apply(c, scale, shift) for every channel c in the thread that summed it.
-    // With plane_sums (training only: the producing conv's per-plane sums and sums of squares, laid
-    // out as SparseConv2d::forward_with_plane_sums writes them) the batch statistics come from those
-    // instead of a pass over x.
     using ChannelEpilogue = std::function<void(int64_t channel, T scale, T shift)>;
-    void normalize(const Tensor<T> & x, bool training, const ChannelEpilogue & apply,
-                   const std::vector<double> * plane_sums = nullptr);
+    void normalize(const Tensor<T> & x, bool training, const ChannelEpilogue & apply);
     // forward() into a caller-owned y; the output is not kept (the caller supplies the mask).
     void forward_into(const Tensor<T> & x, bool training, Tensor<T> & y);
     // Rewrites the last training forward's output from the kept input: bit-identical to it.

@@ -72,48 +72,34 @@ Shape SparseConv2d<T>::output_shape(const Shape & input) const {
 }
 
 template <typename T>
-Tensor<T> SparseConv2d<T>::run_forward(const Tensor<T> & x, const kernels::BasicInputTransform<T> * transform,
-                                       std::vector<double> * plane_sums) {
+Tensor<T> SparseConv2d<T>::run_forward(const Tensor<T> & x, const kernels::BasicInputTransform<T> * transform) {
     ScopedOpTimer timer(OpKind::kSparseConvForward);
     const auto g = geometry_for(x.shape());
     Tensor<T> y(output_shape(x.shape()), MemCategory::kActivations);
     const T * values = weights_.param().value.data();
-    double * sums = nullptr;
-    if (plane_sums != nullptr) {
-        plane_sums->assign(static_cast<std::size_t>(2 * g.batch * g.out_channels), 0.0);
-        sums = plane_sums->data();
-    }
     if constexpr (std::is_same_v<T, float>) {
         kernels::registry().sparse_conv2d_forward.for_layer(force_reference())(g, weights_.view(false), values,
-                                                                               x.data(), y.data(), transform, sums);
+                                                                               x.data(), y.data(), transform);
     } else {
-        kernels::sparse_conv2d_forward_reference(g, weights_.view(false), values, x.data(), y.data(), transform, sums);
+        kernels::sparse_conv2d_forward_reference(g, weights_.view(false), values, x.data(), y.data(), transform);
     }
     return y;
 }
 
 template <typename T>
 Tensor<T> SparseConv2d<T>::forward(const Tensor<T> & x, bool training) {
-    Tensor<T> y = run_forward(x, nullptr, nullptr);
+    Tensor<T> y = run_forward(x, nullptr);
     saved_input_ = training ? x : Tensor<T>();
     has_transform_ = false;
     return y;
 }
 
 template <typename T>
-Tensor<T> SparseConv2d<T>::forward_with_plane_sums(const Tensor<T> & x, std::vector<double> & plane_sums) {
-    Tensor<T> y = run_forward(x, nullptr, &plane_sums);
-    saved_input_ = x;
-    has_transform_ = false;
-    return y;
-}
-
-template <typename T>
 Tensor<T> SparseConv2d<T>::forward_transformed(const Tensor<T> & x, const kernels::BasicInputTransform<T> & transform,
-                                               bool training, std::vector<double> * plane_sums) {
+                                               bool training) {
     MEST_CHECK(x.shape().rank == 4 && x.dim(1) == config_.conv.in_channels && transform.scale && transform.shift)
         << this->name_ << ": transformed input " << x.shape().str();
-    Tensor<T> y = run_forward(x, &transform, plane_sums);
+    Tensor<T> y = run_forward(x, &transform);
     saved_input_ = training ? x : Tensor<T>();
     has_transform_ = training;
     if (training) {
@@ -128,7 +114,7 @@ Tensor<T> SparseConv2d<T>::forward_transformed(const Tensor<T> & x, const kernel
 template <typename T>
 Tensor<T> SparseConv2d<T>::recompute_forward() {
     MEST_CHECK(!saved_input_.empty()) << this->name_ << ": recompute without a training forward";
-    return run_forward(saved_input_, saved_transform(), nullptr);
+    return run_forward(saved_input_, saved_transform());
 }
 
 template <typename T>

@@ -32,11 +32,8 @@ public:
     // applied as the kernels stage x: a residual block's conv2 reads relu(bn1(h)) from h itself.
     // Training keeps x and a copy of the transform's per-channel arrays, so backward-weights reads
     // the same transformed values and the caller's arrays need not outlive the call.
-    Tensor<T> forward_transformed(const Tensor<T> & x, const kernels::BasicInputTransform<T> & transform, bool training,
-                                  std::vector<double> * plane_sums = nullptr);
-    // A training forward that also returns, per output plane (n, c), its sum at [2 * (n * C + c)] and
-    // its sum of squares after it: batch norm's statistics, accumulated as the kernel stores the output.
-    Tensor<T> forward_with_plane_sums(const Tensor<T> & x, std::vector<double> & plane_sums);
+    Tensor<T> forward_transformed(const Tensor<T> & x, const kernels::BasicInputTransform<T> & transform,
+                                  bool training);
     // The last training forward again, from the input (and transform) it kept; they stay kept.
     Tensor<T> recompute_forward();
     Tensor<T> backward(const Tensor<T> & dy) override;
@@ -74,8 +71,7 @@ private:
                  std::span<const int64_t> row_source, std::span<const int64_t> col_source,
                  const std::function<T()> & fresh_row_value);
     kernels::ConvGeometry geometry_for(const Shape & input) const;
-    Tensor<T> run_forward(const Tensor<T> & x, const kernels::BasicInputTransform<T> * transform,
-                          std::vector<double> * plane_sums);
+    Tensor<T> run_forward(const Tensor<T> & x, const kernels::BasicInputTransform<T> * transform);
     const kernels::BasicInputTransform<T> * saved_transform() const { return has_transform_ ? &transform_ : nullptr; }
     bool force_reference() const { return backend_ == ConvBackend::kReference; }
 
