@@ -120,19 +120,6 @@ namespace hn = hwy::HWY_NAMESPACE;
 using D = hn::ScalableTag<float>;
 using V = hn::Vec<D>;
 
-// dst[x] = src[2x] for x < n.
-HWY_INLINE void even_lanes(const float * src, float * dst, int64_t n) {
-    const D d;
-    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-    int64_t x = 0;
-    for (; x + lanes < n; x += lanes) {  // strict: the last pair's odd lane may lie past the row
-        V even, odd;
-        hn::LoadInterleaved2(d, src + 2 * x, even, odd);
-        hn::StoreU(even, d, dst + x);
-    }
-    for (; x < n; ++x) dst[x] = src[2 * x];
-}
-
 // out[2m] = even[m], out[2m + 1] = odd[m] for the w entries of out.
 HWY_INLINE void interleave_rows(const float * even, const float * odd, float * out, int64_t w) {
     const D d;
@@ -146,42 +133,110 @@ HWY_INLINE void interleave_rows(const float * even, const float * odd, float * o
     }
 }
 
-// p[0, n) = max(0, p * scale + shift) (or without the max) in place, in ScaleShift's vector
-// arithmetic (norm_act.cpp) for every element, the partial last vector included: a staged value is
-// bit-identical to the a1 a separate BN+ReLU pass writes, and BN's backward rebuilds the same ReLU
-// mask. The last vector's lanes past n (padding, or rows not staged yet) are written back unchanged;
-// they lie inside the staging buffer (kSlackFloats past its end).
-HWY_INLINE void transform_run(float * p, int64_t n, V vs, V vb, bool relu) {
+// The row stager: dst[x] = f(src[x]) for x < n, f the BN+ReLU transform (or identity), in
+// ScaleShift's vector arithmetic (norm_act.cpp) for every element, the partial last vector included:
+// a staged value is bit-identical to the a1 a separate BN+ReLU pass writes, and BN's backward
+// rebuilds the same ReLU mask. Transforming in registers on the way stores each row once: a
+// transform pass over the just-stored row reloaded it across two stores, which stalls forwarding.
+// Lanes [0, n) of p, the rest zero, never reading p[n] or later. AVX2 and AVX-512 mask the load;
+// the other targets emulate a masked load with a full one, so they go through a buffer.
+HWY_INLINE V load_first(const float * p, int64_t n) {
     const D d;
-    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-    const V zero = hn::Zero(d);
-    int64_t i = 0;
-    for (; i + lanes <= n; i += lanes) {
-        V v = hn::MulAdd(hn::LoadU(d, p + i), vs, vb);
-        if (relu) v = hn::Max(v, zero);
-        hn::StoreU(v, d, p + i);
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+    return hn::MaskedLoad(hn::FirstN(d, static_cast<size_t>(n)), d, p);
+#else
+    HWY_ALIGN float buffer[hwy::kMaxVectorSize / sizeof(float)] = {};
+    for (int64_t i = 0; i < n; ++i) buffer[i] = p[i];
+    return hn::Load(d, buffer);
+#endif
+}
+
+struct RowStager {
+    V scale, shift;
+    bool transform, relu;
+
+    HWY_INLINE V apply(V x) const {
+        if (!transform) return x;
+        const V v = hn::MulAdd(x, scale, shift);
+        return relu ? hn::Max(v, hn::Zero(D())) : v;
     }
-    if (i < n) {
-        const V x = hn::LoadU(d, p + i);
-        V v = hn::MulAdd(x, vs, vb);
-        if (relu) v = hn::Max(v, zero);
-        hn::StoreU(hn::IfThenElse(hn::FirstN(d, static_cast<size_t>(n - i)), v, x), d, p + i);
+
+    // dst[x] = f(src[x]) for x < n; dst[n] and later keep their values.
+    HWY_INLINE void copy(const float * src, float * dst, int64_t n) const {
+        const D d;
+        const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+        int64_t x = 0;
+        for (; x + lanes <= n; x += lanes) hn::StoreU(apply(hn::LoadU(d, src + x)), d, dst + x);
+        if (x < n)
+            hn::BlendedStore(apply(load_first(src + x, n - x)), hn::FirstN(d, static_cast<size_t>(n - x)), d, dst + x);
+    }
+
+    // dst[x] = f(src[s*x]) for x < n.
+    HWY_INLINE void copy_strided(const float * src, int64_t s, float * dst, int64_t n) const {
+        const D d;
+        const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+        int64_t x = 0;
+        if (s == 2) {
+            for (; x + lanes < n; x += lanes) {  // strict: the last pair's odd lane may lie past the row
+                V even, odd;
+                hn::LoadInterleaved2(d, src + 2 * x, even, odd);
+                hn::StoreU(apply(even), d, dst + x);
+            }
+        }
+        HWY_ALIGN float gathered[hwy::kMaxVectorSize / sizeof(float)];
+        for (; x < n; x += lanes) {
+            const int64_t count = std::min(lanes, n - x);
+            for (int64_t i = 0; i < count; ++i) gathered[i] = src[s * (x + i)];
+            for (int64_t i = count; i < lanes; ++i) gathered[i] = 0.0f;
+            hn::BlendedStore(apply(hn::Load(d, gathered)), hn::FirstN(d, static_cast<size_t>(count)), d, dst + x);
+        }
+    }
+};
+
+HWY_INLINE RowStager row_stager(const InputTransform * transform, int64_t channel) {
+    const D d;
+    return {hn::Set(d, transform ? transform->scale[channel] : 1.0f),
+            hn::Set(d, transform ? transform->shift[channel] : 0.0f), transform != nullptr,
+            transform != nullptr && transform->relu};
+}
+
+// Stride 1: each plane row is [pad zeros | w values | pad zeros], rows back to back. Only the
+// borders are zeroed: zeroing whole planes first wrote every interior float twice.
+void pad_planes(const float * src, int64_t channels, int64_t h, int64_t w, int64_t pad, const PhaseGeometry & pg,
+                const InputTransform * transform, float * out) {
+    const int64_t wph = pg.wph;
+    const auto zero = [](float * p, int64_t n) {
+        for (int64_t i = 0; i < n; ++i) p[i] = 0.0f;
+    };
+    for (int64_t p = 0; p < channels; ++p) {
+        const RowStager stager = row_stager(transform, p);
+        const float * in = src + p * h * w;
+        float * dst = out + p * pg.pp;
+        std::memset(dst, 0, static_cast<std::size_t>(pad * wph + pad) * sizeof(float));
+        for (int64_t iy = 0; iy < h; ++iy) {
+            float * row = dst + (iy + pad) * wph + pad;
+            stager.copy(in + iy * w, row, w);
+            if (iy + 1 < h) zero(row + w, 2 * pad);
+        }
+        const int64_t tail = (h + pad) * wph - pad;
+        std::memset(dst + tail, 0, static_cast<std::size_t>(pg.pp - tail) * sizeof(float));
     }
 }
 
-// Phase planes of one image's `channels` planes [h, w]; written whole (borders included). With a
-// transform, each copied row is transformed while it is in L1; the zero border is left alone.
+// Phase planes of one image's `channels` planes [h, w]; written whole (borders included), each
+// copied row transformed on the way.
 void phase_image(const float * src, int64_t channels, int64_t h, int64_t w, int64_t pad, const PhaseGeometry & pg,
                  const InputTransform * transform, float * out) {
-    const D d;
     const int64_t s = pg.s, wph = pg.wph;
-    // Zero whole planes, then copy the interior rows with inline loops: rows are only 8-32 floats,
-    // too short for a memset and a memcpy call each.
+    if (s == 1) {
+        pad_planes(src, channels, h, w, pad, pg, transform, out);
+        return;
+    }
+    // Zero whole planes, then copy the interior rows.
     std::memset(out, 0, static_cast<std::size_t>(channels * pg.channel_stride()) * sizeof(float));
     for (int64_t p = 0; p < channels; ++p) {
         const float * in = src + p * h * w;
-        const V vs = hn::Set(d, transform ? transform->scale[p] : 1.0f);
-        const V vb = hn::Set(d, transform ? transform->shift[p] : 0.0f);
+        const RowStager stager = row_stager(transform, p);
         for (int64_t a = 0; a < s; ++a) {
             for (int64_t b = 0; b < s; ++b) {
                 float * dst = out + ((p * s + a) * s + b) * pg.pp;
@@ -193,14 +248,7 @@ void phase_image(const float * src, int64_t channels, int64_t h, int64_t w, int6
                     if (iy < 0 || iy >= h) continue;
                     float * row = dst + y * wph;
                     const float * srow = in + iy * w;
-                    if (s == 1) {
-                        for (int64_t x = x0; x < x1; ++x) row[x] = srow[x - pad];
-                    } else if (s == 2) {
-                        even_lanes(srow + (2 * x0 + b - pad), row + x0, x1 - x0);
-                    } else {
-                        for (int64_t x = x0; x < x1; ++x) row[x] = srow[s * x + b - pad];
-                    }
-                    if (transform) transform_run(row + x0, x1 - x0, vs, vb, transform->relu);
+                    stager.copy_strided(srow + (s * x0 + b - pad), s, row + x0, x1 - x0);
                 }
             }
         }
@@ -291,6 +339,27 @@ struct Correlation {
     float * out;
     int64_t out_image, out_plane;
     const StorePlan * plan;
+    const float * source;  // what prepare(n) reads: source_image floats per image
+    int64_t source_image;
+};
+
+// A task's staging reads its images' source from L3 or memory, and nothing overlapped those reads
+// with FMAs. Each task therefore prefetches (into L2) the source of the task its thread runs next,
+// a few lines per tile, so the reads are in flight while the current task computes.
+struct PrefetchCursor {
+    const char * next = nullptr;
+    const char * end = nullptr;
+    int64_t lines_per_step = 0;
+
+    PrefetchCursor() = default;
+    PrefetchCursor(const float * begin, int64_t floats, int64_t steps)
+        : next(reinterpret_cast<const char *>(begin)),
+          end(reinterpret_cast<const char *>(begin + floats)),
+          lines_per_step(ceil_div(floats * static_cast<int64_t>(sizeof(float)), 64 * std::max<int64_t>(steps, 1))) {}
+
+    void step() {
+        for (int64_t i = 0; i < lines_per_step && next < end; ++i, next += 64) __builtin_prefetch(next, 0, 2);
+    }
 };
 
 template <int R, int NI, int NV>
@@ -370,10 +439,18 @@ void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepar
     {
         float * staged = buffers.get(omp_get_thread_num(), staged_floats + in_floats);
         float * local = staged + staged_floats;
-#pragma omp for schedule(dynamic, 1)
+        const int nt = omp_get_num_threads();
+        // Static: a thread knows its next task, whose source it prefetches.
+#pragma omp for schedule(static, 1)
         for (int64_t ig = 0; ig < image_groups; ++ig) {
             const int64_t n0 = ig * NI, images = std::min<int64_t>(NI, c.batch - n0);
             for (int64_t i = 0; i < images; ++i) prepare(n0 + i, local + i * c.image_floats);
+            PrefetchCursor prefetch;
+            if (c.source != nullptr && ig + nt < image_groups) {
+                const int64_t next_n0 = (ig + nt) * NI, next_images = std::min<int64_t>(NI, c.batch - next_n0);
+                prefetch = PrefetchCursor(c.source + next_n0 * c.source_image, next_images * c.source_image,
+                                          c.groups * ceil_div(vectors, NV));
+            }
             for (int64_t grp = 0; grp < c.groups; ++grp) {
                 const int64_t begin = c.group_ptr[grp], entries = c.group_ptr[grp + 1] - begin;
                 const int64_t rows_valid = std::min<int64_t>(R, c.rows - grp * R);
@@ -385,6 +462,7 @@ void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepar
                     for (int i = 0; i < NI; ++i)
                         base[i] = local + std::min<int64_t>(i, images - 1) * c.image_floats + k0 * lanes;
                     V acc[R][NI][NV];
+                    prefetch.step();
                     correlate_tile<R, NI, NV>(d, base, offsets, weights, entries, acc);
                     for (int64_t r = 0; r < rows_valid; ++r) {
                         for (int64_t i = 0; i < images; ++i) {
@@ -445,7 +523,9 @@ void SparseForward(const ConvGeometry & g, const BlockSparseView & w, const floa
                         dst,
                         g.out_channels * ho * wo,
                         ho * wo,
-                        &plan};
+                        &plan,
+                        src,
+                        g.in_channels * g.in_height * g.in_width};
     const int64_t image_src = g.in_channels * g.in_height * g.in_width;
     const auto prepare = [&](int64_t n, float * out) {
         phase_image(src + n * image_src, g.in_channels, g.in_height, g.in_width, g.pad, pg, transform, out);
@@ -501,7 +581,9 @@ void SparseBackwardData(const ConvGeometry & g, const BlockSparseView & w, const
                             diff_src,
                             g.in_channels * g.in_height * g.in_width,
                             g.in_height * g.in_width,
-                            &plan};
+                            &plan,
+                            diff_dst,
+                            image_dy};
         run_correlation<1>(c, WorkspaceSlot::kStagingC, [&](int64_t n, float * out) {
             pad_image(diff_dst + n * image_dy, g.out_channels, ho, wo, q, hu, wu, out);
         });
@@ -541,7 +623,9 @@ void SparseBackwardData(const ConvGeometry & g, const BlockSparseView & w, const
                         diff_src,
                         0,
                         pg.pp,
-                        &plan};
+                        &plan,
+                        diff_dst,
+                        image_dy};
     const int64_t image_dx = g.in_channels * g.in_height * g.in_width;
     run_correlation<1>(
         c, WorkspaceSlot::kStagingC,
