@@ -49,32 +49,6 @@ PhaseGeometry phase_geometry(int64_t h, int64_t w, int64_t pad, int64_t s) {
     return {s, hph, wph, hph * wph};
 }
 
-// One image's gradient planes [planes, h, w] in zero planes of `plane_stride` floats with rows of
-// `width`: the gradient laid out on the phase planes' flattened rows, so every weight gradient is
-// one flat dot product.
-void widen_image(const float * src, int64_t planes, int64_t h, int64_t w, int64_t width, int64_t plane_stride,
-                 float * out) {
-    for (int64_t p = 0; p < planes; ++p) {
-        float * dst = out + p * plane_stride;
-        std::memset(dst, 0, static_cast<std::size_t>(plane_stride) * sizeof(float));
-        for (int64_t y = 0; y < h; ++y)
-            for (int64_t x = 0; x < w; ++x) dst[y * width + x] = src[(p * h + y) * w + x];
-    }
-}
-
-// One image's gradient planes [planes, ho, wo] at offset (q, q) in zero planes of [hu, wu], so
-// every tap of the backward-data correlation reads inside the plane.
-void pad_image(const float * src, int64_t planes, int64_t ho, int64_t wo, int64_t q, int64_t hu, int64_t wu,
-               float * out) {
-    for (int64_t p = 0; p < planes; ++p) {
-        float * dst = out + p * hu * wu;
-        std::memset(dst, 0, static_cast<std::size_t>(hu * wu) * sizeof(float));
-        const float * s = src + p * ho * wo;
-        for (int64_t y = 0; y < ho; ++y)
-            for (int64_t x = 0; x < wo; ++x) dst[(q + y) * wu + q + x] = s[y * wo + x];
-    }
-}
-
 // Where each vector of a flattened correlation result goes: rows of `width` computed positions of
 // which the first `cols` are real. The real lanes of one vector are consecutive in the dense
 // output, so a vector is one (compressed) store at `offset`, never a copy through a temporary.
@@ -151,6 +125,16 @@ HWY_INLINE V load_first(const float * p, int64_t n) {
 #endif
 }
 
+// The gaps between staged rows are a few floats to a few rows: a memset call each cost more
+// than the stores.
+HWY_INLINE void zero_floats(float * p, int64_t n) {
+    const D d;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+    int64_t i = 0;
+    for (; i + lanes <= n; i += lanes) hn::StoreU(hn::Zero(d), d, p + i);
+    for (; i < n; ++i) p[i] = 0.0f;
+}
+
 struct RowStager {
     V scale, shift;
     bool transform, relu;
@@ -200,27 +184,38 @@ HWY_INLINE RowStager row_stager(const InputTransform * transform, int64_t channe
             transform != nullptr && transform->relu};
 }
 
-// Stride 1: each plane row is [pad zeros | w values | pad zeros], rows back to back. Only the
-// borders are zeroed: zeroing whole planes first wrote every interior float twice.
-void pad_planes(const float * src, int64_t channels, int64_t h, int64_t w, int64_t pad, const PhaseGeometry & pg,
-                const InputTransform * transform, float * out) {
-    const int64_t wph = pg.wph;
-    const auto zero = [](float * p, int64_t n) {
-        for (int64_t i = 0; i < n; ++i) p[i] = 0.0f;
-    };
-    for (int64_t p = 0; p < channels; ++p) {
-        const RowStager stager = row_stager(transform, p);
-        const float * in = src + p * h * w;
-        float * dst = out + p * pg.pp;
-        std::memset(dst, 0, static_cast<std::size_t>(pad * wph + pad) * sizeof(float));
-        for (int64_t iy = 0; iy < h; ++iy) {
-            float * row = dst + (iy + pad) * wph + pad;
-            stager.copy(in + iy * w, row, w);
-            if (iy + 1 < h) zero(row + w, 2 * pad);
-        }
-        const int64_t tail = (h + pad) * wph - pad;
-        std::memset(dst + tail, 0, static_cast<std::size_t>(pg.pp - tail) * sizeof(float));
+// One plane of `plane_floats`: rows x cols values of src (transformed) at dst + first + r * pitch,
+// zeros everywhere else. Only the gaps are zeroed: zeroing the whole plane first wrote every
+// value twice.
+HWY_INLINE void stage_plane(const float * src, int64_t rows, int64_t cols, const RowStager & stager, int64_t first,
+                            int64_t pitch, int64_t plane_floats, float * dst) {
+    zero_floats(dst, first);
+    for (int64_t r = 0; r < rows; ++r) {
+        float * row = dst + first + r * pitch;
+        stager.copy(src + r * cols, row, cols);
+        if (r + 1 < rows) zero_floats(row + cols, pitch - cols);
     }
+    const int64_t tail = first + (rows - 1) * pitch + cols;
+    zero_floats(dst + tail, plane_floats - tail);
+}
+
+// One image's gradient planes [planes, h, w] in zero planes of `plane_stride` floats with rows of
+// `width`: the gradient laid out on the phase planes' flattened rows, so every weight gradient is
+// one flat dot product.
+void widen_image(const float * src, int64_t planes, int64_t h, int64_t w, int64_t width, int64_t plane_stride,
+                 float * out) {
+    const RowStager identity = row_stager(nullptr, 0);
+    for (int64_t p = 0; p < planes; ++p)
+        stage_plane(src + p * h * w, h, w, identity, 0, width, plane_stride, out + p * plane_stride);
+}
+
+// One image's gradient planes [planes, ho, wo] at offset (q, q) in zero planes of [hu, wu], so
+// every tap of the backward-data correlation reads inside the plane.
+void pad_image(const float * src, int64_t planes, int64_t ho, int64_t wo, int64_t q, int64_t hu, int64_t wu,
+               float * out) {
+    const RowStager identity = row_stager(nullptr, 0);
+    for (int64_t p = 0; p < planes; ++p)
+        stage_plane(src + p * ho * wo, ho, wo, identity, q * wu + q, wu, hu * wu, out + p * hu * wu);
 }
 
 // Phase planes of one image's `channels` planes [h, w]; written whole (borders included), each
@@ -228,8 +223,9 @@ void pad_planes(const float * src, int64_t channels, int64_t h, int64_t w, int64
 void phase_image(const float * src, int64_t channels, int64_t h, int64_t w, int64_t pad, const PhaseGeometry & pg,
                  const InputTransform * transform, float * out) {
     const int64_t s = pg.s, wph = pg.wph;
-    if (s == 1) {
-        pad_planes(src, channels, h, w, pad, pg, transform, out);
+    if (s == 1) {  // each row is [pad zeros | w values | pad zeros], rows back to back
+        for (int64_t p = 0; p < channels; ++p)
+            stage_plane(src + p * h * w, h, w, row_stager(transform, p), pad * wph + pad, wph, pg.pp, out + p * pg.pp);
         return;
     }
     // Zero whole planes, then copy the interior rows.
