@@ -155,24 +155,32 @@ struct RowStager {
             hn::BlendedStore(apply(load_first(src + x, n - x)), hn::FirstN(d, static_cast<size_t>(n - x)), d, dst + x);
     }
 
-    // dst[x] = f(src[s*x]) for x < n.
+    // dst[x] = f(src[s*x]) for x < n, never reading past src[s*(n-1)].
     HWY_INLINE void copy_strided(const float * src, int64_t s, float * dst, int64_t n) const {
         const D d;
         const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-        int64_t x = 0;
-        if (s == 2) {
-            for (; x + lanes < n; x += lanes) {  // strict: the last pair's odd lane may lie past the row
-                V even, odd;
-                hn::LoadInterleaved2(d, src + 2 * x, even, odd);
-                hn::StoreU(apply(even), d, dst + x);
-            }
-        }
-        HWY_ALIGN float gathered[hwy::kMaxVectorSize / sizeof(float)];
-        for (; x < n; x += lanes) {
+        for (int64_t x = 0; x < n; x += lanes) {
             const int64_t count = std::min(lanes, n - x);
-            for (int64_t i = 0; i < count; ++i) gathered[i] = src[s * (x + i)];
-            for (int64_t i = count; i < lanes; ++i) gathered[i] = 0.0f;
-            hn::BlendedStore(apply(hn::Load(d, gathered)), hn::FirstN(d, static_cast<size_t>(count)), d, dst + x);
+            V v;
+#if HWY_TARGET != HWY_SCALAR
+            if (s == 2) {  // the even lanes of two vectors: 2*count - 1 floats from src + 2x
+                const float * p = src + 2 * x;
+                const int64_t need = 2 * count - 1;
+                const V lo = need >= lanes ? hn::LoadU(d, p) : load_first(p, need);
+                const V hi = need > lanes ? load_first(p + lanes, need - lanes) : hn::Zero(d);
+                v = hn::ConcatEven(d, hi, lo);
+            } else
+#endif
+            {
+                HWY_ALIGN float gathered[hwy::kMaxVectorSize / sizeof(float)] = {};
+                for (int64_t i = 0; i < count; ++i) gathered[i] = src[s * (x + i)];
+                v = hn::Load(d, gathered);
+            }
+            if (count == lanes) {
+                hn::StoreU(apply(v), d, dst + x);
+            } else {
+                hn::BlendedStore(apply(v), hn::FirstN(d, static_cast<size_t>(count)), d, dst + x);
+            }
         }
     }
 };
