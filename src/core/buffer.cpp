@@ -19,6 +19,16 @@ void aligned_free_bytes(void * ptr) {
     std::free(ptr);
 }
 
+// jemalloc's control interface when the executable links jemalloc (apps/common/jemalloc_tuning.cpp),
+// null otherwise (the tests, the sanitizer builds: glibc, which returns memory on its own).
+extern "C" int mallctl(const char * name, void * oldp, std::size_t * oldlenp, void * newp, std::size_t newlen)
+    __attribute__((weak));
+
+void return_freed_memory() {
+    // "arena.4096": MALLCTL_ARENAS_ALL, every arena.
+    if (mallctl != nullptr) mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);
+}
+
 }  // namespace mest
 
 namespace {

@@ -13,6 +13,11 @@ namespace mest {
 void * aligned_alloc_bytes(std::size_t bytes);
 void aligned_free_bytes(void * ptr);
 
+// Hands freed pages back to the kernel. The executables' allocator keeps them (the next training
+// step reuses them); a phase that allocates other sizes (evaluation at a larger batch) calls this
+// before and after, so the process peak is the larger phase's, not their sum.
+void return_freed_memory();
+
 template <typename T>
 class Buffer {
 public:

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <optional>
 
+#include "core/buffer.h"
 #include "core/threads.h"
 #include "core/version.h"
 #include "data/batch_loader.h"
@@ -514,7 +515,11 @@ Attempt train_attempt(TrainConfig config, const RunOptions & options, const Atte
             carried_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
         const bool do_eval = (epoch + 1) % config.eval_every == 0 || epoch + 1 == config.epochs;
         EvalResult test;
-        if (do_eval) test = evaluate(*model, test_loader);
+        if (do_eval) {
+            return_freed_memory();
+            test = evaluate(*model, test_loader);
+            return_freed_memory();
+        }
         const double epoch_seconds =
             carried_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
         const double train_loss = seen ? loss_sum / static_cast<double>(seen) : 0.0;
