@@ -4,7 +4,8 @@
 //
 // Design: every stride becomes stride 1. A task pads its own images (into a per-thread workspace
 // slice, so the copy stays in cache) and, for stride s, splits the padded plane into s*s phase
-// planes, so a strided tap reads one phase plane at a fixed shift. On the padded plane a conv is a
+// planes, so a strided tap reads one phase plane at a fixed shift. While a task computes, it
+// prefetches the source of its thread's next task, so staging reads overlap FMAs. On the padded plane a conv is a
 // 1-D correlation over the flattened rows: vectors are full even on 8x8 maps and each output vector
 // is stored straight into the output. Forward is output-stationary: tiles of rows x images x vectors
 // of accumulators sized to the register file, block_rows output channels per input load, the entry
