@@ -107,11 +107,6 @@ HWY_INLINE void interleave_rows(const float * even, const float * odd, float * o
     }
 }
 
-// The row stager: dst[x] = f(src[x]) for x < n, f the BN+ReLU transform (or identity), in
-// ScaleShift's vector arithmetic (norm_act.cpp) for every element, the partial last vector included:
-// a staged value is bit-identical to the a1 a separate BN+ReLU pass writes, and BN's backward
-// rebuilds the same ReLU mask. Transforming in registers on the way stores each row once: a
-// transform pass over the just-stored row reloaded it across two stores, which stalls forwarding.
 // Lanes [0, n) of p, the rest zero, never reading p[n] or later. AVX2 and AVX-512 mask the load;
 // the other targets emulate a masked load with a full one, so they go through a buffer.
 HWY_INLINE V load_first(const float * p, int64_t n) {
@@ -135,6 +130,11 @@ HWY_INLINE void zero_floats(float * p, int64_t n) {
     for (; i < n; ++i) p[i] = 0.0f;
 }
 
+// The row stager: dst[x] = f(src[x]) for x < n, f the BN+ReLU transform (or identity), in
+// ScaleShift's vector arithmetic (norm_act.cpp) for every element, the partial last vector included:
+// a staged value is bit-identical to the a1 a separate BN+ReLU pass writes, and BN's backward
+// rebuilds the same ReLU mask. Transforming in registers on the way stores each row once: a
+// transform pass over the just-stored row reloaded it across two stores, which stalls forwarding.
 struct RowStager {
     V scale, shift;
     bool transform, relu;
