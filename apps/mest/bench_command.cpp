@@ -41,11 +41,15 @@ CLI::App * add_bench_command(CLI::App & app, BenchArgs & args) {
     cmd->add_flag("--table", args.table,
                   "The README table: whole training steps of --table-models for dense and every scheme at 90/95/98%, "
                   "each in its own process, beside the PyTorch anchor when --torch-anchor is given");
-    cmd->add_option("--table-models", args.table_models, "Models of --table")->capture_default_str();
+    cmd->add_option("--table-models", args.table_models, "Models of --table (repeat or separate with commas)")
+        ->delimiter(',')
+        ->check(CLI::IsMember(nn::model_names()))
+        ->capture_default_str();
     cmd->add_option("--table-runs", args.table_runs, "Repetitions of every --table row (median reported)")
         ->capture_default_str();
     cmd->add_option("--torch-anchor", args.torch_anchor,
-                    "Path of ../shared/anchors/torch_step.py; --table runs it (with /usr/bin/python3) between rows");
+                    "Path of ../shared/anchors/torch_step.py; --table runs it (with /usr/bin/python3) between rows")
+        ->check(CLI::ExistingFile);
     cmd->add_flag("--layers", args.layers,
                   "Per-layer table instead: each ResNet-32 3x3 conv shape, dense vs every scheme at 80-98%");
     return cmd;

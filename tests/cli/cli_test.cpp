@@ -719,6 +719,26 @@ TEST_F(Cli, BenchPrintsJson) {
 
     expect_input_failure(run({"bench", "--model", "lenet5", "--input", "28x28"}), "--input");
     expect_input_failure(run({"bench", "--model", "resnet99", "--input", "1x28x28", "--steps", "1"}), "resnet99");
+    // --table checks its models and the anchor before it starts a row (a bad name used to fail
+    // only when the PyTorch anchor, or the first row, ran).
+    expect_input_failure(run({"bench", "--table", "--table-models", "resnet32,resnet99", "--table-runs", "1"}),
+                         "resnet99");
+    expect_input_failure(
+        run({"bench", "--table", "--table-models", "resnet32", "--torch-anchor", "/nonexistent/torch_step.py"}),
+        "--torch-anchor");
+}
+
+TEST_F(Cli, BenchTableLeavesOutSchemesTheModelCannotTake) {
+    const std::vector<std::string> args{"bench",     "--table", "--table-models", "lenet5", "--table-runs", "1",
+                                        "--steps",   "1",       "--warmup",       "0",      "--batch",      "2",
+                                        "--threads", "1"};
+    const Result r = run(args);
+    expect_success(r, args);
+    EXPECT_NE(r.err.find("lenet5: no channel rows"), std::string::npos) << r.err;
+    EXPECT_NE(r.out.find("| dense |"), std::string::npos) << r.out;
+    for (const char * row : {"unstructured 90%", "block 95%", "pattern 98%"})
+        EXPECT_NE(r.out.find(std::string("| ") + row + " |"), std::string::npos) << row << "\n" << r.out;
+    EXPECT_EQ(r.out.find("channel"), std::string::npos) << r.out;
 }
 
 }  // namespace
