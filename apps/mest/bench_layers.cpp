@@ -1,5 +1,6 @@
 // `mest bench --layers`: every distinct 3x3 conv shape of ResNet-32 at the given batch, forward,
-// backward-data and backward-weights, dense (oneDNN) against each sparse scheme at several
+// backward-data, backward-weights and both gradients as training computes them (one kernel for
+// sparse layers, the two calls for dense), dense (oneDNN) against each sparse scheme at several
 // sparsities. Medians over repetitions; ratios are dense time / sparse time in the same process.
 #include <algorithm>
 #include <chrono>
@@ -31,8 +32,33 @@ double median_ms(int reps, const std::function<void()> & fn) {
 }
 
 struct Timings {
-    double fwd, bwd_data, bwd_weights;
+    double fwd, bwd_data, bwd_weights, bwd;
 };
+
+// Backward-data alone is not a registry entry (layers run both gradients in one kernel); the
+// column follows the registry's active one.
+void sparse_backward_data(const kernels::ConvGeometry & g, const kernels::BlockSparseView & v, const float * values,
+                          const float * dy, float * dx) {
+    if (kernels::active_kernels() == kernels::KernelImpl::kReference) {
+        kernels::sparse_conv2d_backward_data_reference<float>(g, v, values, dy, dx);
+    } else {
+        kernels::sparse_conv2d_backward_data(g, v, values, dy, dx);
+    }
+}
+
+// The sparse layer's three kernels and the combined backward, through the registry.
+Timings time_sparse(int reps, const kernels::ConvGeometry & g, const kernels::BlockSparseView & v, const float * values,
+                    const std::vector<float> & src, const std::vector<float> & dy, std::vector<float> & dst,
+                    std::vector<float> & dx, std::vector<float> & grads) {
+    const auto & k = kernels::registry();
+    return {
+        median_ms(reps, [&] { k.sparse_conv2d_forward(g, v, values, src.data(), dst.data(), nullptr, nullptr); }),
+        median_ms(reps, [&] { sparse_backward_data(g, v, values, dy.data(), dx.data()); }),
+        median_ms(reps, [&] { k.sparse_conv2d_backward_weights(g, v, src.data(), dy.data(), grads.data(), nullptr); }),
+        median_ms(reps, [&] {
+            k.sparse_conv2d_backward(g, v, values, src.data(), dy.data(), dx.data(), grads.data(), nullptr);
+        })};
+}
 
 }  // namespace
 
@@ -50,8 +76,8 @@ int run_layer_bench(const BenchArgs & args) {
     const int reps = std::max(3, args.steps);
     Rng rng(1);
     nlohmann::json rows = nlohmann::json::array();
-    std::printf("%-18s %-16s %9s %9s %9s   %s\n", "layer", "variant", "fwd ms", "bwd-d ms", "bwd-w ms",
-                "speedup vs dense (fwd/bwd-d/bwd-w)");
+    std::printf("%-18s %-16s %9s %9s %9s %9s   %s\n", "layer", "variant", "fwd ms", "bwd-d ms", "bwd-w ms", "bwd ms",
+                "speedup vs dense (fwd/bwd-d/bwd-w/bwd)");
     for (const Layer & L : layers) {
         const kernels::ConvGeometry g{args.batch, L.cin, L.size, L.size, L.cout, 3, 3, L.stride, 1};
         std::vector<float> src(static_cast<std::size_t>(g.src_count())), dy(static_cast<std::size_t>(g.dst_count()));
@@ -60,27 +86,37 @@ int run_layer_bench(const BenchArgs & args) {
         std::vector<float> dst(dy.size()), dx(src.size()), w(static_cast<std::size_t>(g.weight_count())), dw(w.size());
         for (auto & v : w) v = static_cast<float>(rng.normal());
         kernels::DnnlConv2d dense(g, false);
-        const Timings d{median_ms(reps, [&] { dense.forward(src.data(), w.data(), nullptr, dst.data()); }),
-                        median_ms(reps, [&] { dense.backward_data(dy.data(), w.data(), dx.data()); }),
-                        median_ms(reps, [&] { dense.backward_weights(src.data(), dy.data(), dw.data(), nullptr); })};
-        std::printf("%-18s %-16s %9.3f %9.3f %9.3f\n", L.name, "dense", d.fwd, d.bwd_data, d.bwd_weights);
+        const auto dense_timings = [&](kernels::DnnlConv2d & conv, const std::vector<float> & x,
+                                       const std::vector<float> & gy, const std::vector<float> & weight,
+                                       std::vector<float> & y, std::vector<float> & gx, std::vector<float> & gw) {
+            const Timings t{median_ms(reps, [&] { conv.forward(x.data(), weight.data(), nullptr, y.data()); }),
+                            median_ms(reps, [&] { conv.backward_data(gy.data(), weight.data(), gx.data()); }),
+                            median_ms(reps, [&] { conv.backward_weights(x.data(), gy.data(), gw.data(), nullptr); }),
+                            0.0};
+            return Timings{t.fwd, t.bwd_data, t.bwd_weights, t.bwd_data + t.bwd_weights};
+        };
+        const Timings d = dense_timings(dense, src, dy, w, dst, dx, dw);
+        std::printf("%-18s %-16s %9.3f %9.3f %9.3f %9.3f\n", L.name, "dense", d.fwd, d.bwd_data, d.bwd_weights, d.bwd);
         rows.push_back({{"layer", L.name},
                         {"variant", "dense"},
                         {"fwd_ms", d.fwd},
                         {"bwd_data_ms", d.bwd_data},
-                        {"bwd_weights_ms", d.bwd_weights}});
+                        {"bwd_weights_ms", d.bwd_weights},
+                        {"bwd_ms", d.bwd}});
         const auto report = [&](const std::string & variant, const Timings & t) {
-            std::printf("%-18s %-16s %9.3f %9.3f %9.3f   %.2fx / %.2fx / %.2fx\n", L.name, variant.c_str(), t.fwd,
-                        t.bwd_data, t.bwd_weights, d.fwd / t.fwd, d.bwd_data / t.bwd_data,
-                        d.bwd_weights / t.bwd_weights);
+            std::printf("%-18s %-16s %9.3f %9.3f %9.3f %9.3f   %.2fx / %.2fx / %.2fx / %.2fx\n", L.name,
+                        variant.c_str(), t.fwd, t.bwd_data, t.bwd_weights, t.bwd, d.fwd / t.fwd,
+                        d.bwd_data / t.bwd_data, d.bwd_weights / t.bwd_weights, d.bwd / t.bwd);
             rows.push_back({{"layer", L.name},
                             {"variant", variant},
                             {"fwd_ms", t.fwd},
                             {"bwd_data_ms", t.bwd_data},
                             {"bwd_weights_ms", t.bwd_weights},
+                            {"bwd_ms", t.bwd},
                             {"speedup_fwd", d.fwd / t.fwd},
                             {"speedup_bwd_data", d.bwd_data / t.bwd_data},
-                            {"speedup_bwd_weights", d.bwd_weights / t.bwd_weights}});
+                            {"speedup_bwd_weights", d.bwd_weights / t.bwd_weights},
+                            {"speedup_bwd", d.bwd / t.bwd}});
         };
         for (const char * scheme : {"unstructured", "block", "pattern"}) {
             for (double s : sparsities) {
@@ -94,19 +130,7 @@ int run_layer_bench(const BenchArgs & args) {
                 const kernels::BlockSparseView v = m.view(true);
                 const float * values = m.param().value.data();
                 std::vector<float> grads(m.param().size());
-                const Timings t{
-                    median_ms(reps,
-                              [&] {
-                                  kernels::registry().sparse_conv2d_forward(g, v, values, src.data(), dst.data(),
-                                                                            nullptr);
-                              }),
-                    median_ms(
-                        reps,
-                        [&] { kernels::registry().sparse_conv2d_backward_data(g, v, values, dy.data(), dx.data()); }),
-                    median_ms(reps, [&] {
-                        kernels::registry().sparse_conv2d_backward_weights(g, v, src.data(), dy.data(), grads.data(),
-                                                                           nullptr);
-                    })};
+                const Timings t = time_sparse(reps, g, v, values, src, dy, dst, dx, grads);
                 char variant[32];
                 std::snprintf(variant, sizeof variant, "%s %.0f%%", scheme, 100 * s);
                 report(variant, t);
@@ -123,10 +147,7 @@ int run_layer_bench(const BenchArgs & args) {
                     ndy(static_cast<std::size_t>(gn.dst_count()), 0.5f), ndst(ndy.size()), ndx(nsrc.size()),
                     nw(static_cast<std::size_t>(gn.weight_count()), 0.1f), ndw(nw.size());
                 kernels::DnnlConv2d narrow(gn, false);
-                const Timings t{
-                    median_ms(reps, [&] { narrow.forward(nsrc.data(), nw.data(), nullptr, ndst.data()); }),
-                    median_ms(reps, [&] { narrow.backward_data(ndy.data(), nw.data(), ndx.data()); }),
-                    median_ms(reps, [&] { narrow.backward_weights(nsrc.data(), ndy.data(), ndw.data(), nullptr); })};
+                const Timings t = dense_timings(narrow, nsrc, ndy, nw, ndst, ndx, ndw);
                 char variant[32];
                 std::snprintf(variant, sizeof variant, "channel-%s %.0f%%", narrow_out ? "out" : "in", 100 * s);
                 report(variant, t);
@@ -137,20 +158,7 @@ int run_layer_bench(const BenchArgs & args) {
                 const kernels::BlockSparseView v = m.view(true);
                 std::vector<float> grads(m.param().size());
                 const float * values = m.param().value.data();
-                const Timings k{median_ms(reps,
-                                          [&] {
-                                              kernels::registry().sparse_conv2d_forward(gn, v, values, nsrc.data(),
-                                                                                        ndst.data(), nullptr);
-                                          }),
-                                median_ms(reps,
-                                          [&] {
-                                              kernels::registry().sparse_conv2d_backward_data(gn, v, values, ndy.data(),
-                                                                                              ndx.data());
-                                          }),
-                                median_ms(reps, [&] {
-                                    kernels::registry().sparse_conv2d_backward_weights(gn, v, nsrc.data(), ndy.data(),
-                                                                                       grads.data(), nullptr);
-                                })};
+                const Timings k = time_sparse(reps, gn, v, values, nsrc, ndy, ndst, ndx, grads);
                 std::snprintf(variant, sizeof variant, "chan-%s-mk %.0f%%", narrow_out ? "out" : "in", 100 * s);
                 report(variant, k);
             }

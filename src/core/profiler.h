@@ -12,7 +12,7 @@ enum class OpKind : int {
     kConvBackwardData,
     kConvBackwardWeights,
     kSparseConvForward,
-    kSparseConvBackwardData,
+    kSparseConvBackward,  // both gradients in one kernel
     kSparseConvBackwardWeights,
     kBatchNormForward,
     kBatchNormBackward,

@@ -13,8 +13,7 @@ KernelRegistry make_registry() {
     // table holds their fp32 instances.
     KernelRegistry r{
         {"sparse_conv2d_forward", &sparse_conv2d_forward_reference<float>, &sparse_conv2d_forward, nullptr},
-        {"sparse_conv2d_backward_data", &sparse_conv2d_backward_data_reference<float>, &sparse_conv2d_backward_data,
-         nullptr},
+        {"sparse_conv2d_backward", &sparse_conv2d_backward_reference<float>, &sparse_conv2d_backward, nullptr},
         {"sparse_conv2d_backward_weights", &sparse_conv2d_backward_weights_reference<float>,
          &sparse_conv2d_backward_weights, nullptr},
         {"sparse_linear_forward", &sparse_linear_forward_reference<float>, &sparse_linear_forward, nullptr},

@@ -18,11 +18,13 @@ namespace mest::kernels {
 
 // X(name) for every registered kernel; kernels::name is the optimized version. Only kernels a layer
 // dispatches are here: norm_act.h's float-mask relu_backward and relu_mask_pack remain as the
-// forms the bit-mask kernels are tested against, sparse_linear_backward_data as the one-product
-// form of sparse_linear_backward (the layer always calls the latter).
+// forms the bit-mask kernels are tested against, sparse_linear_backward_data and
+// sparse_conv2d_backward_data as the one-product forms of sparse_linear_backward and
+// sparse_conv2d_backward (the layers always call the latter; backward_weights alone when no input
+// gradient is wanted).
 #define MEST_FOR_EACH_KERNEL(X)       \
     X(sparse_conv2d_forward)          \
-    X(sparse_conv2d_backward_data)    \
+    X(sparse_conv2d_backward)         \
     X(sparse_conv2d_backward_weights) \
     X(sparse_linear_forward)          \
     X(sparse_linear_backward_weights) \

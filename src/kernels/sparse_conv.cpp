@@ -10,6 +10,7 @@
 
 #include "core/buffer.h"
 #include "core/workspace.h"
+#include "kernels/norm_act.h"
 #include "kernels/tile_dispatch.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -345,6 +346,10 @@ struct Correlation {
     const StorePlan * plan;
     const float * source;  // what prepare(n) reads: source_image floats per image
     int64_t source_image;
+    // 0: a task stages one tile's images. Otherwise as many tiles' images as fit in this many
+    // floats (at least one tile, at most a thread's share of the batch), for a task_done that
+    // works on all of a task's staged images at once.
+    int64_t task_budget_floats = 0;
 };
 
 // A task's staging reads its images' source from L3 or memory, and nothing overlapped those reads
@@ -429,15 +434,23 @@ ThreadBuffers thread_buffers(WorkspaceSlot slot, int threads, int64_t floats) {
 
 // Without `staged_out`, results go straight to c.out. With it, each image's results go to a
 // per-thread buffer of `staged_out` floats (planes of c.out_plane) and finish(n, buffer) places them.
-template <int R, int NV, typename Prepare, typename Finish>
+// After its tiles, a task calls task_done(first image, images, staged inputs).
+template <int R, int NV, typename Prepare, typename Finish, typename TaskDone>
 void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepare, int64_t staged_out,
-               const Finish & finish) {
+               const Finish & finish, const TaskDone & task_done) {
     constexpr int NI = images_for(R, NV);
     const D d;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-    const int64_t vectors = c.plan->vectors, image_groups = ceil_div(c.batch, NI);
-    const int threads = std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(image_groups)));
-    const int64_t staged_floats = round_up(NI * staged_out, 16), in_floats = NI * c.image_floats;
+    const int64_t vectors = c.plan->vectors;
+    int64_t tiles_per_task = 1;
+    if (c.task_budget_floats > 0) {
+        const int64_t share = ceil_div(c.batch, std::max(1, omp_get_max_threads()));
+        tiles_per_task = std::clamp<int64_t>(c.task_budget_floats / (NI * c.image_floats), 1,
+                                             std::max<int64_t>(ceil_div(share, NI), 1));
+    }
+    const int64_t task_images = NI * tiles_per_task, tasks = ceil_div(c.batch, task_images);
+    const int threads = std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(tasks)));
+    const int64_t staged_floats = round_up(task_images * staged_out, 16), in_floats = task_images * c.image_floats;
     const ThreadBuffers buffers = thread_buffers(slot, threads, staged_floats + in_floats);
 #pragma omp parallel num_threads(threads)
     {
@@ -446,49 +459,63 @@ void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepar
         const int nt = omp_get_num_threads();
         // Static: a thread knows its next task, whose source it prefetches.
 #pragma omp for schedule(static, 1)
-        for (int64_t ig = 0; ig < image_groups; ++ig) {
-            const int64_t n0 = ig * NI, images = std::min<int64_t>(NI, c.batch - n0);
-            for (int64_t i = 0; i < images; ++i) prepare(n0 + i, local + i * c.image_floats);
+        for (int64_t task = 0; task < tasks; ++task) {
+            const int64_t t0 = task * task_images, t_images = std::min<int64_t>(task_images, c.batch - t0);
+            for (int64_t i = 0; i < t_images; ++i) prepare(t0 + i, local + i * c.image_floats);
+            // Reads run past the last staged image (junk lanes, never stored): keep them finite.
+            if (t_images < task_images) zero_floats(local + t_images * c.image_floats, kSlackFloats);
             PrefetchCursor prefetch;
-            if (c.source != nullptr && ig + nt < image_groups) {
-                const int64_t next_n0 = (ig + nt) * NI, next_images = std::min<int64_t>(NI, c.batch - next_n0);
-                prefetch = PrefetchCursor(c.source + next_n0 * c.source_image, next_images * c.source_image,
-                                          c.groups * ceil_div(vectors, NV));
+            if (c.source != nullptr && task + nt < tasks) {
+                const int64_t next_t0 = (task + nt) * task_images;
+                const int64_t next_images = std::min<int64_t>(task_images, c.batch - next_t0);
+                prefetch = PrefetchCursor(c.source + next_t0 * c.source_image, next_images * c.source_image,
+                                          c.groups * ceil_div(vectors, NV) * ceil_div(t_images, NI));
             }
-            for (int64_t grp = 0; grp < c.groups; ++grp) {
-                const int64_t begin = c.group_ptr[grp], entries = c.group_ptr[grp + 1] - begin;
-                const int64_t rows_valid = std::min<int64_t>(R, c.rows - grp * R);
-                const int64_t * offsets = c.offsets + begin;
-                const float * weights = c.weights + begin * R;
-                for (int64_t k0 = 0; k0 < vectors; k0 += NV) {
-                    // Images past the batch repeat the last one: computed, never stored.
-                    const float * base[NI];
-                    for (int i = 0; i < NI; ++i)
-                        base[i] = local + std::min<int64_t>(i, images - 1) * c.image_floats + k0 * lanes;
-                    V acc[R][NI][NV];
-                    prefetch.step();
-                    correlate_tile<R, NI, NV>(d, base, offsets, weights, entries, acc);
-                    for (int64_t r = 0; r < rows_valid; ++r) {
-                        for (int64_t i = 0; i < images; ++i) {
-                            float * image = staged_out > 0 ? staged + i * staged_out : c.out + (n0 + i) * c.out_image;
-                            float * plane = image + (grp * R + r) * c.out_plane;
-                            for (int v = 0; v < NV; ++v) store_planned(d, acc[r][i][v], *c.plan, k0 + v, plane);
+            for (int64_t s0 = 0; s0 < t_images; s0 += NI) {
+                const int64_t images = std::min<int64_t>(NI, t_images - s0);
+                for (int64_t grp = 0; grp < c.groups; ++grp) {
+                    const int64_t begin = c.group_ptr[grp], entries = c.group_ptr[grp + 1] - begin;
+                    const int64_t rows_valid = std::min<int64_t>(R, c.rows - grp * R);
+                    const int64_t * offsets = c.offsets + begin;
+                    const float * weights = c.weights + begin * R;
+                    for (int64_t k0 = 0; k0 < vectors; k0 += NV) {
+                        // Images past the batch repeat the last one: computed, never stored.
+                        const float * base[NI];
+                        for (int i = 0; i < NI; ++i)
+                            base[i] = local + (s0 + std::min<int64_t>(i, images - 1)) * c.image_floats + k0 * lanes;
+                        V acc[R][NI][NV];
+                        prefetch.step();
+                        correlate_tile<R, NI, NV>(d, base, offsets, weights, entries, acc);
+                        for (int64_t r = 0; r < rows_valid; ++r) {
+                            for (int64_t i = 0; i < images; ++i) {
+                                float * image = staged_out > 0 ? staged + (s0 + i) * staged_out
+                                                               : c.out + (t0 + s0 + i) * c.out_image;
+                                float * plane = image + (grp * R + r) * c.out_plane;
+                                for (int v = 0; v < NV; ++v) store_planned(d, acc[r][i][v], *c.plan, k0 + v, plane);
+                            }
                         }
                     }
                 }
             }
             if (staged_out > 0)
-                for (int64_t i = 0; i < images; ++i) finish(n0 + i, staged + i * staged_out);
+                for (int64_t i = 0; i < t_images; ++i) finish(t0 + i, staged + i * staged_out);
+            task_done(t0, t_images, local);
         }
     }
+}
+
+template <int R, typename Prepare, typename Finish, typename TaskDone>
+void run_correlation(const Correlation & c, WorkspaceSlot slot, const Prepare & prepare, int64_t staged_out,
+                     const Finish & finish, const TaskDone & task_done) {
+    dispatch_int<1, max_vectors(R)>(choose_tile<R>(c.plan->vectors, c.batch), [&](auto nv) {
+        correlate<R, decltype(nv)::value>(c, slot, prepare, staged_out, finish, task_done);
+    });
 }
 
 template <int R, typename Prepare, typename Finish>
 void run_correlation(const Correlation & c, WorkspaceSlot slot, const Prepare & prepare, int64_t staged_out,
                      const Finish & finish) {
-    dispatch_int<1, max_vectors(R)>(choose_tile<R>(c.plan->vectors, c.batch), [&](auto nv) {
-        correlate<R, decltype(nv)::value>(c, slot, prepare, staged_out, finish);
-    });
+    run_correlation<R>(c, slot, prepare, staged_out, finish, [](int64_t, int64_t, const float *) {});
 }
 
 template <int R, typename Prepare>
@@ -507,10 +534,10 @@ std::vector<int64_t> unit_offsets(const ConvGeometry & g, const BlockSparseView 
 }
 
 void SparseForward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
-                   float * dst, const InputTransform * transform) {
+                   float * dst, const InputTransform * transform, double * plane_sums) {
     const int64_t R = w.block_rows;
     if (R != 1 && R != 2 && R != 4) {
-        sparse_conv2d_forward_reference(g, w, values, src, dst, transform);
+        sparse_conv2d_forward_reference(g, w, values, src, dst, transform, plane_sums);
         return;
     }
     const PhaseGeometry pg = phase_geometry(g.in_height, g.in_width, g.pad, g.stride);
@@ -534,13 +561,40 @@ void SparseForward(const ConvGeometry & g, const BlockSparseView & w, const floa
     const auto prepare = [&](int64_t n, float * out) {
         phase_image(src + n * image_src, g.in_channels, g.in_height, g.in_width, g.pad, pg, transform, out);
     };
+    const int64_t out_plane = ho * wo;
+    const auto sum_planes = [&](int64_t n0, int64_t images, const float *) {
+        if (plane_sums == nullptr) return;
+        for (int64_t p = n0 * g.out_channels; p < (n0 + images) * g.out_channels; ++p) {
+            plane_sums[2 * p] = plane_sums[2 * p + 1] = 0.0;
+            kernels::plane_sums(dst + p * out_plane, out_plane, plane_sums + 2 * p);
+        }
+    };
+    const auto no_finish = [](int64_t, const float *) {};
     if (R == 1) {
-        run_correlation<1>(c, WorkspaceSlot::kStagingA, prepare);
+        run_correlation<1>(c, WorkspaceSlot::kStagingA, prepare, 0, no_finish, sum_planes);
     } else if (R == 2) {
-        run_correlation<2>(c, WorkspaceSlot::kStagingA, prepare);
+        run_correlation<2>(c, WorkspaceSlot::kStagingA, prepare, 0, no_finish, sum_planes);
     } else {
-        run_correlation<4>(c, WorkspaceSlot::kStagingA, prepare);
+        run_correlation<4>(c, WorkspaceSlot::kStagingA, prepare, 0, no_finish, sum_planes);
     }
+}
+
+// The stride-1 backward-data entries, grouped by input channel: each reads its output channel's
+// gradient plane (planes `plane` apart, rows `pitch` wide, the padded plane starting `lead` floats
+// in) at the flipped tap's shift.
+void transposed_entries(const ConvGeometry & g, const BlockSparseView & w, const float * values, int64_t plane,
+                        int64_t lead, int64_t pitch, std::vector<int64_t> & offsets, std::vector<float> & weights,
+                        std::vector<int32_t> & group_ptr) {
+    const int64_t taps = g.kernel_h * g.kernel_w, k1 = g.kernel_h - 1;
+    for (int64_t c = 0; c < w.cols; ++c) {
+        const int64_t ky = (c % taps) / g.kernel_w, kx = c % g.kernel_w;
+        for (int64_t e = w.col_ptr[c]; e < w.col_ptr[c + 1]; ++e) {
+            offsets[static_cast<std::size_t>(e)] = w.col_row[e] * plane + lead + (k1 - ky) * pitch + (k1 - kx);
+            weights[static_cast<std::size_t>(e)] = values[w.col_value[e]];
+        }
+    }
+    group_ptr.resize(static_cast<std::size_t>(g.in_channels + 1));
+    for (int64_t ic = 0; ic <= g.in_channels; ++ic) group_ptr[static_cast<std::size_t>(ic)] = w.col_ptr[ic * taps];
 }
 
 // dX is the transposed convolution: dX = sum over taps of the flipped weight times dy shifted.
@@ -563,17 +617,10 @@ void SparseBackwardData(const ConvGeometry & g, const BlockSparseView & w, const
     std::vector<int64_t> offsets(static_cast<std::size_t>(entries));
     std::vector<float> weights(static_cast<std::size_t>(entries));
     if (s == 1) {
-        const int64_t hu = g.in_height + g.kernel_h - 1, wu = g.in_width + g.kernel_w - 1, k1 = g.kernel_h - 1;
+        const int64_t hu = g.in_height + g.kernel_h - 1, wu = g.in_width + g.kernel_w - 1;
         const int64_t plane = hu * wu;
-        std::vector<int32_t> group_ptr(static_cast<std::size_t>(g.in_channels + 1));
-        for (int64_t c = 0; c < w.cols; ++c) {
-            const int64_t ky = (c % taps) / g.kernel_w, kx = c % g.kernel_w;
-            for (int64_t e = w.col_ptr[c]; e < w.col_ptr[c + 1]; ++e) {
-                offsets[static_cast<std::size_t>(e)] = w.col_row[e] * plane + (k1 - ky) * wu + (k1 - kx);
-                weights[static_cast<std::size_t>(e)] = values[w.col_value[e]];
-            }
-        }
-        for (int64_t ic = 0; ic <= g.in_channels; ++ic) group_ptr[static_cast<std::size_t>(ic)] = w.col_ptr[ic * taps];
+        std::vector<int32_t> group_ptr;
+        transposed_entries(g, w, values, plane, 0, wu, offsets, weights, group_ptr);
         const StorePlan plan = make_store_plan(g.in_height, g.in_width, wu, lanes, max_vectors(1));
         const Correlation c{g.out_channels * plane,
                             offsets.data(),
@@ -645,9 +692,12 @@ void SparseBackwardData(const ConvGeometry & g, const BlockSparseView & w, const
 // fixed range of images, staged a chunk at a time into its buffer; per chunk, a tile of U units of
 // one block loads the R gradient rows once for U units, and is reduced once per chunk into the
 // thread's gradient copy. The copies are summed in thread order: deterministic per thread count.
+// The gradient rows of one image are dy_plane apart and dot_length long (both multiples of the
+// vector length, the rows aligned).
 template <int R, int U>
 void weight_grads_chunk(const BlockSparseView & w, const float * in, int64_t in_image, const int64_t * offsets,
-                        const float * dy_wide, int64_t dy_image, int64_t dy_stride, int64_t images, float * grads) {
+                        const float * dy_wide, int64_t dy_image, int64_t dy_plane, int64_t dot_length, int64_t images,
+                        float * grads) {
     const D d;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
     for (int64_t b = 0; b < w.num_blocks(); ++b) {
@@ -661,10 +711,10 @@ void weight_grads_chunk(const BlockSparseView & w, const float * in, int64_t in_
             for (int64_t n = 0; n < images; ++n) {
                 const float * dy[R];
                 for (int r = 0; r < R; ++r)
-                    dy[r] = dy_wide + n * dy_image + (b * R + std::min<int64_t>(r, rows_valid - 1)) * dy_stride;
+                    dy[r] = dy_wide + n * dy_image + (b * R + std::min<int64_t>(r, rows_valid - 1)) * dy_plane;
                 const float * x[U];
                 for (int j = 0; j < U; ++j) x[j] = in + n * in_image + offsets[u0 + std::min<int64_t>(j, nu - 1)];
-                for (int64_t i = 0; i < dy_stride; i += lanes) {
+                for (int64_t i = 0; i < dot_length; i += lanes) {
                     V dv[R];
                     for (int r = 0; r < R; ++r) dv[r] = hn::Load(d, dy[r] + i);
                     for (int j = 0; j < U; ++j) {
@@ -677,6 +727,21 @@ void weight_grads_chunk(const BlockSparseView & w, const float * in, int64_t in_
                 for (int r = 0; r < rows_valid; ++r)
                     grads[(u0 + j) * R + r] += hn::GetLane(hn::SumOfLanes(d, acc[j][r]));
         }
+    }
+}
+
+// weight_grads_chunk with the unit tile that fits the register file for the block's rows (1, 2 or 4).
+void weight_grads(const BlockSparseView & w, const float * in, int64_t in_image, const int64_t * offsets,
+                  const float * dy_wide, int64_t dy_image, int64_t dy_plane, int64_t dot_length, int64_t images,
+                  float * grads) {
+    if (w.block_rows == 1) {
+        weight_grads_chunk<1, 8>(w, in, in_image, offsets, dy_wide, dy_image, dy_plane, dot_length, images, grads);
+    } else if (w.block_rows == 2) {
+        weight_grads_chunk<2, kAccumulators / 4>(w, in, in_image, offsets, dy_wide, dy_image, dy_plane, dot_length,
+                                                 images, grads);
+    } else {
+        weight_grads_chunk<4, kAccumulators / 6>(w, in, in_image, offsets, dy_wide, dy_image, dy_plane, dot_length,
+                                                 images, grads);
     }
 }
 
@@ -721,21 +786,77 @@ void SparseBackwardWeights(const ConvGeometry & g, const BlockSparseView & w, co
             // finite: zero it rather than leave an earlier chunk's data or uninitialised memory.
             std::memset(local + images * in_image, 0,
                         static_cast<std::size_t>(in_floats - images * in_image) * sizeof(float));
-            if (R == 1) {
-                weight_grads_chunk<1, 8>(w, local, in_image, offsets.data(), local + in_floats, dy_image, dy_stride,
-                                         images, mine);
-            } else if (R == 2) {
-                weight_grads_chunk<2, kAccumulators / 4>(w, local, in_image, offsets.data(), local + in_floats,
-                                                         dy_image, dy_stride, images, mine);
-            } else {
-                weight_grads_chunk<4, kAccumulators / 6>(w, local, in_image, offsets.data(), local + in_floats,
-                                                         dy_image, dy_stride, images, mine);
-            }
+            weight_grads(w, local, in_image, offsets.data(), local + in_floats, dy_image, dy_stride, dy_stride, images,
+                         mine);
         }
     }
     for (int64_t i = 0; i < nnz; ++i) {
         float s = 0.0f;
         for (int t = 0; t < threads; ++t) s += partial[static_cast<std::size_t>(t * nnz + i)];
+        diff_values[i] = s;
+    }
+}
+
+// Both gradients of a stride-1 "same" convolution (pad = k-1-pad) in one pass over the batch. Its
+// zero-padded gradient is both what backward-data correlates over and, one padded row and column in,
+// the widened rows backward-weights dots with: each task stages dy (and its transformed input) once,
+// computes dX from it, then the weight gradients of its images from the same staged planes.
+// Otherwise the two kernels run one after the other.
+void SparseBackward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
+                    const float * diff_dst, float * diff_src, float * diff_values, const InputTransform * transform) {
+    const int64_t R = w.block_rows, pad = g.pad;
+    if (g.stride != 1 || g.kernel_h != g.kernel_w || g.kernel_h - 1 - pad != pad || (R != 1 && R != 2 && R != 4)) {
+        SparseBackwardWeights(g, w, src, diff_dst, diff_values, transform);
+        SparseBackwardData(g, w, values, diff_dst, diff_src);
+        return;
+    }
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
+    const PhaseGeometry pg = phase_geometry(g.in_height, g.in_width, pad, 1);
+    const int64_t pitch = pg.wph, h = g.in_height, wd = g.in_width;
+    // Each gradient plane: padded rows of `pitch`, the first real value aligned (backward-weights
+    // loads its rows aligned), and zeros past the last real row for the dot products' last vector.
+    const int64_t first_real = pad * pitch + pad, lead = (lanes - first_real % lanes) % lanes;
+    const int64_t dot_length = round_up(h * pitch, lanes);
+    const int64_t dy_plane = round_up(std::max(lead + pg.pp, lead + first_real + dot_length), lanes);
+    const int64_t dy_floats = g.out_channels * dy_plane, x_floats = g.in_channels * pg.pp;
+    const int64_t image_floats = round_up(dy_floats + x_floats, 16);
+
+    std::vector<int64_t> offsets(static_cast<std::size_t>(w.col_ptr[w.cols]));
+    std::vector<float> weights(offsets.size());
+    std::vector<int32_t> group_ptr;
+    transposed_entries(g, w, values, dy_plane, lead, pitch, offsets, weights, group_ptr);
+    std::vector<int64_t> unit_offset = unit_offsets(g, w, pg);
+    for (auto & o : unit_offset) o += dy_floats;  // the input follows the gradient in a staged image
+
+    const StorePlan plan = make_store_plan(h, wd, pitch, lanes, max_vectors(1));
+    const int64_t image_dy = g.out_channels * h * wd, image_src = g.in_channels * h * wd;
+    Correlation c{image_floats,  offsets.data(), weights.data(), group_ptr.data(), g.in_channels,
+                  g.in_channels, g.batch,        diff_src,       image_src,        h * wd,
+                  &plan,         diff_dst,       image_dy};
+    c.task_budget_floats = int64_t{1} << 17;  // a task's staged images stay in L2 for both passes
+
+    const int64_t nnz = static_cast<int64_t>(w.block_ptr[w.num_blocks()]) * R;
+    const int slots = std::max(1, omp_get_max_threads());
+    Buffer<float> partial(static_cast<std::size_t>(nnz * slots), MemCategory::kWorkspace, true);
+    const RowStager identity = row_stager(nullptr, 0);
+    run_correlation<1>(
+        c, WorkspaceSlot::kStagingC,
+        [&](int64_t n, float * out) {
+            const float * dy = diff_dst + n * image_dy;
+            for (int64_t oc = 0; oc < g.out_channels; ++oc)
+                stage_plane(dy + oc * h * wd, h, wd, identity, lead + first_real, pitch, dy_plane, out + oc * dy_plane);
+            phase_image(src + n * image_src, g.in_channels, h, wd, pad, pg, transform, out + dy_floats);
+            zero_floats(out + dy_floats + x_floats, image_floats - dy_floats - x_floats);
+        },
+        0, [](int64_t, const float *) {},
+        [&](int64_t, int64_t images, const float * local) {
+            float * mine = partial.data() + nnz * omp_get_thread_num();
+            weight_grads(w, local, image_floats, unit_offset.data(), local + lead + first_real, image_floats, dy_plane,
+                         dot_length, images, mine);
+        });
+    for (int64_t i = 0; i < nnz; ++i) {
+        float s = 0.0f;
+        for (int t = 0; t < slots; ++t) s += partial[static_cast<std::size_t>(t * nnz + i)];
         diff_values[i] = s;
     }
 }
@@ -750,10 +871,11 @@ namespace mest::kernels {
 HWY_EXPORT(SparseForward);
 HWY_EXPORT(SparseBackwardData);
 HWY_EXPORT(SparseBackwardWeights);
+HWY_EXPORT(SparseBackward);
 
 void sparse_conv2d_forward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
-                           float * dst, const InputTransform * transform) {
-    HWY_DYNAMIC_DISPATCH(SparseForward)(g, w, values, src, dst, transform);
+                           float * dst, const InputTransform * transform, double * plane_sums) {
+    HWY_DYNAMIC_DISPATCH(SparseForward)(g, w, values, src, dst, transform, plane_sums);
 }
 void sparse_conv2d_backward_data(const ConvGeometry & g, const BlockSparseView & w, const float * values,
                                  const float * diff_dst, float * diff_src) {
@@ -762,6 +884,11 @@ void sparse_conv2d_backward_data(const ConvGeometry & g, const BlockSparseView &
 void sparse_conv2d_backward_weights(const ConvGeometry & g, const BlockSparseView & w, const float * src,
                                     const float * diff_dst, float * diff_values, const InputTransform * transform) {
     HWY_DYNAMIC_DISPATCH(SparseBackwardWeights)(g, w, src, diff_dst, diff_values, transform);
+}
+void sparse_conv2d_backward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
+                            const float * diff_dst, float * diff_src, float * diff_values,
+                            const InputTransform * transform) {
+    HWY_DYNAMIC_DISPATCH(SparseBackward)(g, w, values, src, diff_dst, diff_src, diff_values, transform);
 }
 
 }  // namespace mest::kernels

@@ -21,12 +21,21 @@ namespace mest::kernels {
 
 // transform (null: none) is applied to the input as each task stages it, in the arithmetic of
 // scale_shift (norm_act.h), so the values equal those a separate BN+ReLU pass would have written.
+// plane_sums (null: none) gets each output plane's sum and sum of squares, [batch, out_channels, 2],
+// in plane_sums' own arithmetic (norm_act.h) while the task's output is still in cache: batch norm's
+// statistics without another pass over the output, the same bits as that pass.
 void sparse_conv2d_forward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
-                           float * dst, const InputTransform * transform = nullptr);
+                           float * dst, const InputTransform * transform = nullptr, double * plane_sums = nullptr);
 void sparse_conv2d_backward_data(const ConvGeometry & g, const BlockSparseView & w, const float * values,
                                  const float * diff_dst, float * diff_src);
 void sparse_conv2d_backward_weights(const ConvGeometry & g, const BlockSparseView & w, const float * src,
                                     const float * diff_dst, float * diff_values,
                                     const InputTransform * transform = nullptr);
+// Both gradients (w with its transposed view): what backward_data and backward_weights compute, from
+// one staging of dy per image for stride-1 "same" convolutions (3x3 pad 1, 1x1 pad 0), else the two
+// kernels in turn. diff_src must not be null.
+void sparse_conv2d_backward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
+                            const float * diff_dst, float * diff_src, float * diff_values,
+                            const InputTransform * transform = nullptr);
 
 }  // namespace mest::kernels

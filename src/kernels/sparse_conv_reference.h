@@ -44,10 +44,11 @@ T input_at(const std::type_identity_t<BasicInputTransform<T>> * transform, int64
     return transform ? transform->apply(channel, x) : x;
 }
 
+// plane_sums (null: none), [batch, out_channels, 2]: each output plane's sum and sum of squares.
 template <typename T>
 void sparse_conv2d_forward_reference(const ConvGeometry & g, const BlockSparseView & w, const T * values, const T * src,
-                                     T * dst,
-                                     const std::type_identity_t<BasicInputTransform<T>> * transform = nullptr) {
+                                     T * dst, const std::type_identity_t<BasicInputTransform<T>> * transform = nullptr,
+                                     double * plane_sums = nullptr) {
     const int64_t ho = g.out_height(), wo = g.out_width(), taps = g.kernel_h * g.kernel_w;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t n = 0; n < g.batch; ++n) {
@@ -68,6 +69,14 @@ void sparse_conv2d_forward_reference(const ConvGeometry & g, const BlockSparseVi
                             if (ix >= 0 && ix < g.in_width)
                                 out[oy * wo + ox] += wv * input_at<T>(transform, ic, in[iy * g.in_width + ix]);
                         }
+                    }
+                }
+                if (plane_sums != nullptr) {
+                    double * sums = plane_sums + (n * g.out_channels + oc) * 2;
+                    sums[0] = sums[1] = 0.0;
+                    for (int64_t i = 0; i < ho * wo; ++i) {
+                        sums[0] += static_cast<double>(out[i]);
+                        sums[1] += static_cast<double>(out[i]) * static_cast<double>(out[i]);
                     }
                 }
             }
@@ -135,6 +144,15 @@ void sparse_conv2d_backward_weights_reference(
             }
         }
     }
+}
+
+// Both gradients: backward-weights then backward-data.
+template <typename T>
+void sparse_conv2d_backward_reference(const ConvGeometry & g, const BlockSparseView & w, const T * values,
+                                      const T * src, const T * diff_dst, T * diff_src, T * diff_values,
+                                      const std::type_identity_t<BasicInputTransform<T>> * transform = nullptr) {
+    sparse_conv2d_backward_weights_reference<T>(g, w, src, diff_dst, diff_values, transform);
+    sparse_conv2d_backward_data_reference<T>(g, w, values, diff_dst, diff_src);
 }
 
 }  // namespace mest::kernels

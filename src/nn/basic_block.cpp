@@ -29,6 +29,7 @@ BasicBlock<T>::BasicBlock(std::string name, int64_t in_channels, int64_t out_cha
       conv2_(make_conv(name + ".conv2",
                        Conv2dConfig{mid_channels > 0 ? mid_channels : out_channels, out_channels, 3, 1, 1, false})),
       bn2_(name + ".bn2", out_channels, false) {
+    sparse_conv1_ = dynamic_cast<SparseConv2d<T> *>(conv1_.get());
     sparse_conv2_ = dynamic_cast<SparseConv2d<T> *>(conv2_.get());
     fuse_bn1_ = std::is_same_v<T, float> && sparse_conv2_ != nullptr;
     mid_ids_.resize(static_cast<std::size_t>(bn1_.channels()));
@@ -77,22 +78,30 @@ void BasicBlock<T>::pad_subsample_plane(const T * x, int64_t b, int64_t c, T * d
 template <typename T>
 Tensor<T> BasicBlock<T>::forward(const Tensor<T> & x, bool training) {
     input_shape_ = x.shape();
-    Tensor<T> c1 = conv1_->forward(x, training);
+    // A sparse conv sums its output planes for the batch norm after it while they are in cache.
+    const bool sums1 = training && sparse_conv1_ != nullptr, sums2 = training && sparse_conv2_ != nullptr;
+    Tensor<T> c1 =
+        sums1 ? sparse_conv1_->forward_with_plane_sums(x, training, plane_sums_) : conv1_->forward(x, training);
+    const double * s1 = sums1 ? plane_sums_.data() : nullptr;
     Tensor<T> c2;
     fused_forward_ = training && fuse_bn1_;
     if (fuse_bn1_) {
         // Statistics only; conv2 kept its own copy of the scale and shift, and BN1 keeps c1.
-        bn1_.normalize(c1, training, [](int64_t, T, T) {});
-        c2 = sparse_conv2_->forward_transformed(c1, {bn1_.scales(), bn1_.shifts(), bn1_.fused_relu()}, training);
+        bn1_.normalize(
+            c1, training, [](int64_t, T, T) {}, s1);
+        c2 = sparse_conv2_->forward_transformed(c1, {bn1_.scales(), bn1_.shifts(), bn1_.fused_relu()}, training,
+                                                sums2 ? &plane_sums_ : nullptr);
         c1 = Tensor<T>();
         a1_ = nullptr;
     } else {
         std::shared_ptr<Tensor<T>> a1 = shared_scratch<T>(c1.shape());
-        bn1_.forward_into(c1, training, *a1);
+        bn1_.forward_into(c1, training, *a1, s1);
         c1 = Tensor<T>();
-        c2 = conv2_->forward(*a1, training);
+        c2 =
+            sums2 ? sparse_conv2_->forward_with_plane_sums(*a1, training, plane_sums_) : conv2_->forward(*a1, training);
         a1_ = training ? a1 : nullptr;
     }
+    const double * s2 = sums2 ? plane_sums_.data() : nullptr;
 
     const int64_t n_batch = c2.dim(0), plane = c2.dim(2) * c2.dim(3);
     Shape s_shape = x.shape();
@@ -109,33 +118,36 @@ Tensor<T> BasicBlock<T>::forward(const Tensor<T> & x, bool training) {
     Tensor<T> out(c2.shape(), MemCategory::kActivations);
     out_mask_ = training ? ops::PlaneBits(n_batch * out_channels_, plane) : ops::PlaneBits();
     const int64_t pad = (out_channels_ - in_channels_) / 2;
-    bn2_.normalize(c2, training, [&](int64_t c, T scale, T shift) {
-        std::vector<T> gathered;
-        for (int64_t n = 0; n < n_batch; ++n) {
-            const int64_t p = n * out_channels_ + c, base = p * plane;
-            const T * s = nullptr;
-            T s_scale = T(1), s_shift = T(0);
-            switch (shortcut_) {
-                case ShortcutKind::kIdentity:
-                    s = x.data() + base;
-                    break;
-                case ShortcutKind::kConvBn:
-                    s = cs.data() + base;
-                    s_scale = short_bn_->scale(c);
-                    s_shift = short_bn_->shift(c);
-                    break;
-                case ShortcutKind::kPadSubsample:
-                    if (c >= pad && c < pad + in_channels_) {
-                        gathered.resize(static_cast<std::size_t>(plane));
-                        pad_subsample_plane(x.data(), n, c - pad, gathered.data());
-                        s = gathered.data();
-                    }
-                    break;
+    bn2_.normalize(
+        c2, training,
+        [&](int64_t c, T scale, T shift) {
+            std::vector<T> gathered;
+            for (int64_t n = 0; n < n_batch; ++n) {
+                const int64_t p = n * out_channels_ + c, base = p * plane;
+                const T * s = nullptr;
+                T s_scale = T(1), s_shift = T(0);
+                switch (shortcut_) {
+                    case ShortcutKind::kIdentity:
+                        s = x.data() + base;
+                        break;
+                    case ShortcutKind::kConvBn:
+                        s = cs.data() + base;
+                        s_scale = short_bn_->scale(c);
+                        s_shift = short_bn_->shift(c);
+                        break;
+                    case ShortcutKind::kPadSubsample:
+                        if (c >= pad && c < pad + in_channels_) {
+                            gathered.resize(static_cast<std::size_t>(plane));
+                            pad_subsample_plane(x.data(), n, c - pad, gathered.data());
+                            s = gathered.data();
+                        }
+                        break;
+                }
+                ops::bn_add_relu(c2.data() + base, plane, scale, shift, s, s_scale, s_shift, out.data() + base,
+                                 training ? out_mask_.plane(p) : nullptr);
             }
-            ops::bn_add_relu(c2.data() + base, plane, scale, shift, s, s_scale, s_shift, out.data() + base,
-                             training ? out_mask_.plane(p) : nullptr);
-        }
-    });
+        },
+        s2);
     if (training && recompute_c2_) bn2_.set_saved_input(Tensor<T>());
     return out;
 }

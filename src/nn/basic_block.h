@@ -110,7 +110,10 @@ private:
     ModulePtr<T> short_conv_;
     std::unique_ptr<BatchNorm2d<T>> short_bn_;
     Shape input_shape_;
+    SparseConv2d<T> * sparse_conv1_ = nullptr;  // conv1_, when it is sparse
     SparseConv2d<T> * sparse_conv2_ = nullptr;  // conv2_, when it is sparse
+    // A sparse conv's output plane sums, for the batch norm after it (training forward only).
+    std::vector<double> plane_sums_;
     bool fuse_bn1_ = false;
     bool channel_scheme_ = false;
     std::vector<int32_t> mid_ids_;   // logical channel of each inner slot

@@ -64,7 +64,8 @@ void BatchNorm2d<T>::resize_channels(std::span<const int64_t> source) {
 
 // Splits the per-channel loops over threads; a chunk of channels keeps its planes in one thread.
 template <typename T>
-void BatchNorm2d<T>::normalize(const Tensor<T> & x, bool training, const ChannelEpilogue & apply) {
+void BatchNorm2d<T>::normalize(const Tensor<T> & x, bool training, const ChannelEpilogue & apply,
+                               const double * plane_sums) {
     ScopedOpTimer timer(OpKind::kBatchNormForward);
     MEST_CHECK(x.shape().rank == 4 && x.dim(1) == channels_) << this->name_ << ": input " << x.shape().str();
     const int64_t n_batch = x.dim(0), plane = x.dim(2) * x.dim(3), count = n_batch * plane;
@@ -78,7 +79,14 @@ void BatchNorm2d<T>::normalize(const Tensor<T> & x, bool training, const Channel
         double mean, var;
         if (training) {
             double sums[2] = {0.0, 0.0};
-            for (int64_t n = 0; n < n_batch; ++n) ops::plane_sums(src + (n * channels_ + c) * plane, plane, sums);
+            for (int64_t n = 0; n < n_batch; ++n) {
+                if (plane_sums != nullptr) {
+                    sums[0] += plane_sums[2 * (n * channels_ + c)];
+                    sums[1] += plane_sums[2 * (n * channels_ + c) + 1];
+                } else {
+                    ops::plane_sums(src + (n * channels_ + c) * plane, plane, sums);
+                }
+            }
             mean = sums[0] / static_cast<double>(count);
             var = std::max(0.0, sums[1] / static_cast<double>(count) - mean * mean);
             const double unbiased = count > 1 ? var * static_cast<double>(count) / static_cast<double>(count - 1) : var;
@@ -99,17 +107,20 @@ void BatchNorm2d<T>::normalize(const Tensor<T> & x, bool training, const Channel
 }
 
 template <typename T>
-void BatchNorm2d<T>::forward_into(const Tensor<T> & x, bool training, Tensor<T> & y) {
+void BatchNorm2d<T>::forward_into(const Tensor<T> & x, bool training, Tensor<T> & y, const double * plane_sums) {
     MEST_CHECK(y.shape() == x.shape()) << this->name_ << ": output " << y.shape().str();
     const int64_t n_batch = x.dim(0), plane = x.dim(2) * x.dim(3);
     const T * src = x.data();
     T * dst = y.data();
-    normalize(x, training, [&](int64_t c, T scale, T shift) {
-        for (int64_t n = 0; n < n_batch; ++n) {
-            const int64_t base = (n * channels_ + c) * plane;
-            ops::scale_shift(src + base, plane, scale, shift, fused_relu_, dst + base);
-        }
-    });
+    normalize(
+        x, training,
+        [&](int64_t c, T scale, T shift) {
+            for (int64_t n = 0; n < n_batch; ++n) {
+                const int64_t base = (n * channels_ + c) * plane;
+                ops::scale_shift(src + base, plane, scale, shift, fused_relu_, dst + base);
+            }
+        },
+        plane_sums);
 }
 
 template <typename T>

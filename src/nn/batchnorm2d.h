@@ -32,9 +32,13 @@ public:
     // Statistics (batch ones when training, which also updates the running ones and keeps x for
     // backward), then apply(c, scale, shift) for every channel c in the thread that summed it.
     using ChannelEpilogue = std::function<void(int64_t channel, T scale, T shift)>;
-    void normalize(const Tensor<T> & x, bool training, const ChannelEpilogue & apply);
+    // plane_sums (training only; null: summed here) are x's per-plane sums and sums of squares,
+    // [batch, channels, 2], as plane_sums (norm_act.h) gives them: a sparse conv's forward computes
+    // them while its output is in cache, and the statistics come out the same bits.
+    void normalize(const Tensor<T> & x, bool training, const ChannelEpilogue & apply,
+                   const double * plane_sums = nullptr);
     // forward() into a caller-owned y; the output is not kept (the caller supplies the mask).
-    void forward_into(const Tensor<T> & x, bool training, Tensor<T> & y);
+    void forward_into(const Tensor<T> & x, bool training, Tensor<T> & y, const double * plane_sums = nullptr);
     // Rewrites the last training forward's output from the kept input: bit-identical to it.
     void recompute_output(Tensor<T> & y) const;
     // Replaces the kept input (empty: drop it) when the caller rebuilds it bit-identically for backward.

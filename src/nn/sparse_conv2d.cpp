@@ -72,16 +72,22 @@ Shape SparseConv2d<T>::output_shape(const Shape & input) const {
 }
 
 template <typename T>
-Tensor<T> SparseConv2d<T>::run_forward(const Tensor<T> & x, const kernels::BasicInputTransform<T> * transform) {
+Tensor<T> SparseConv2d<T>::run_forward(const Tensor<T> & x, const kernels::BasicInputTransform<T> * transform,
+                                       std::vector<double> * plane_sums) {
     ScopedOpTimer timer(OpKind::kSparseConvForward);
     const auto g = geometry_for(x.shape());
     Tensor<T> y(output_shape(x.shape()), MemCategory::kActivations);
     const T * values = weights_.param().value.data();
+    double * sums = nullptr;
+    if (plane_sums != nullptr) {
+        plane_sums->assign(static_cast<std::size_t>(g.batch * g.out_channels * 2), 0.0);
+        sums = plane_sums->data();
+    }
     if constexpr (std::is_same_v<T, float>) {
         kernels::registry().sparse_conv2d_forward.for_layer(force_reference())(g, weights_.view(false), values,
-                                                                               x.data(), y.data(), transform);
+                                                                               x.data(), y.data(), transform, sums);
     } else {
-        kernels::sparse_conv2d_forward_reference(g, weights_.view(false), values, x.data(), y.data(), transform);
+        kernels::sparse_conv2d_forward_reference(g, weights_.view(false), values, x.data(), y.data(), transform, sums);
     }
     return y;
 }
@@ -95,11 +101,20 @@ Tensor<T> SparseConv2d<T>::forward(const Tensor<T> & x, bool training) {
 }
 
 template <typename T>
+Tensor<T> SparseConv2d<T>::forward_with_plane_sums(const Tensor<T> & x, bool training,
+                                                   std::vector<double> & plane_sums) {
+    Tensor<T> y = run_forward(x, nullptr, &plane_sums);
+    saved_input_ = training ? x : Tensor<T>();
+    has_transform_ = false;
+    return y;
+}
+
+template <typename T>
 Tensor<T> SparseConv2d<T>::forward_transformed(const Tensor<T> & x, const kernels::BasicInputTransform<T> & transform,
-                                               bool training) {
+                                               bool training, std::vector<double> * plane_sums) {
     MEST_CHECK(x.shape().rank == 4 && x.dim(1) == config_.conv.in_channels && transform.scale && transform.shift)
         << this->name_ << ": transformed input " << x.shape().str();
-    Tensor<T> y = run_forward(x, &transform);
+    Tensor<T> y = run_forward(x, &transform, plane_sums);
     saved_input_ = training ? x : Tensor<T>();
     has_transform_ = training;
     if (training) {
@@ -136,15 +151,17 @@ Tensor<T> SparseConv2d<T>::backward(const Tensor<T> & dy) {
             kernels::sparse_conv2d_backward_weights_reference(g, view, saved_input_.data(), dy.data(), grad, transform);
         }
     };
-    backward_weights(weights_.view(false), p.grad.data());
-    if (!dx.empty()) {
-        ScopedOpTimer timer(OpKind::kSparseConvBackwardData);
+    if (dx.empty()) {
+        backward_weights(weights_.view(false), p.grad.data());
+    } else {
+        ScopedOpTimer timer(OpKind::kSparseConvBackward);
         if constexpr (std::is_same_v<T, float>) {
-            kernels::registry().sparse_conv2d_backward_data.for_layer(force_reference())(
-                g, weights_.view(true), p.value.data(), dy.data(), dx.data());
+            kernels::registry().sparse_conv2d_backward.for_layer(force_reference())(
+                g, weights_.view(true), p.value.data(), saved_input_.data(), dy.data(), dx.data(), p.grad.data(),
+                transform);
         } else {
-            kernels::sparse_conv2d_backward_data_reference(g, weights_.view(true), p.value.data(), dy.data(),
-                                                           dx.data());
+            kernels::sparse_conv2d_backward_reference(g, weights_.view(true), p.value.data(), saved_input_.data(),
+                                                      dy.data(), dx.data(), p.grad.data(), transform);
         }
     }
     if (probe_ != nullptr) {

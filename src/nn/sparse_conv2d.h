@@ -32,8 +32,12 @@ public:
     // applied as the kernels stage x: a residual block's conv2 reads relu(bn1(h)) from h itself.
     // Training keeps x and a copy of the transform's per-channel arrays, so backward-weights reads
     // the same transformed values and the caller's arrays need not outlive the call.
-    Tensor<T> forward_transformed(const Tensor<T> & x, const kernels::BasicInputTransform<T> & transform,
-                                  bool training);
+    // plane_sums (null: none) is resized to [batch, out_channels, 2] and gets each output plane's sum
+    // and sum of squares (batch norm's statistics, computed while the output is in cache).
+    Tensor<T> forward_transformed(const Tensor<T> & x, const kernels::BasicInputTransform<T> & transform, bool training,
+                                  std::vector<double> * plane_sums = nullptr);
+    // forward(), with the output's plane sums as forward_transformed gives them.
+    Tensor<T> forward_with_plane_sums(const Tensor<T> & x, bool training, std::vector<double> & plane_sums);
     // The last training forward again, from the input (and transform) it kept; they stay kept.
     Tensor<T> recompute_forward();
     Tensor<T> backward(const Tensor<T> & dy) override;
@@ -71,7 +75,8 @@ private:
                  std::span<const int64_t> row_source, std::span<const int64_t> col_source,
                  const std::function<T()> & fresh_row_value);
     kernels::ConvGeometry geometry_for(const Shape & input) const;
-    Tensor<T> run_forward(const Tensor<T> & x, const kernels::BasicInputTransform<T> * transform);
+    Tensor<T> run_forward(const Tensor<T> & x, const kernels::BasicInputTransform<T> * transform,
+                          std::vector<double> * plane_sums = nullptr);
     const kernels::BasicInputTransform<T> * saved_transform() const { return has_transform_ ? &transform_ : nullptr; }
     bool force_reference() const { return backend_ == ConvBackend::kReference; }
 

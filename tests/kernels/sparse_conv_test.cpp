@@ -1,6 +1,7 @@
 // Sparse conv kernels: the sparse reference against the dense reference (through a dense copy of
 // the weight made for the test only), and the optimized kernels against the sparse reference, on
-// every SIMD target this machine runs, at sparsities 0, 0.5, 0.9, 0.98 and 1.0.
+// every SIMD target this machine runs, at sparsities 0, 0.5, 0.9, 0.98 and 1.0; the combined
+// backward (both gradients) against the two references.
 #include "kernels/sparse_conv.h"
 
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "kernels/conv_reference.h"
+#include "kernels/norm_act.h"
 #include "nn/sparse_conv2d.h"
 #include "test_util/sparse_kernel_checks.h"
 
@@ -31,8 +33,10 @@ std::vector<Case> cases() {
         out.push_back({{2, 5, 9, 11, 7, 3, 3, 1, 1}, r});     // odd everything, stride 1
         out.push_back({{3, 4, 9, 11, 6, 3, 3, 2, 1}, r});     // stride 2
         out.push_back({{2, 6, 8, 8, 8, 1, 1, 2, 0}, r});      // 1x1 stride-2 shortcut
+        out.push_back({{3, 6, 5, 7, 9, 1, 1, 1, 0}, r});      // 1x1 stride 1
         out.push_back({{2, 3, 7, 5, 5, 5, 5, 1, 2}, r});      // 5x5
         out.push_back({{2, 16, 32, 32, 16, 3, 3, 1, 1}, r});  // ResNet stage 1
+        out.push_back({{5, 8, 8, 8, 12, 3, 3, 1, 1}, r});     // ResNet stage 3 shape, partial tasks
         out.push_back({{2, 16, 33, 35, 12, 3, 3, 1, 0}, r});  // no padding, wide rows
     }
     return out;
@@ -93,6 +97,28 @@ TEST(SparseConvKernels, MatchReferencesOnEveryTarget) {
                 expect_close(y, y_ref, "forward");
                 expect_close(dx, dx_ref, "backward-data");
                 expect_close(dw, dw_ref, "backward-weights");
+                // The output's plane sums: plane_sums' bits on the stored output, and the reference's.
+                const int64_t planes = g.batch * g.out_channels, plane = g.out_height() * g.out_width();
+                std::vector<float> y_sums(dy.size(), 7.0f);
+                std::vector<double> sums(static_cast<std::size_t>(2 * planes), -1.0), sums_ref(sums.size(), -1.0);
+                kernels::sparse_conv2d_forward(g, w, values, src.data(), y_sums.data(), nullptr, sums.data());
+                kernels::sparse_conv2d_forward_reference(g, w, values, src.data(), y_ref.data(), nullptr,
+                                                         sums_ref.data());
+                expect_close(y_sums, y_ref, "forward with plane sums");
+                for (int64_t p = 0; p < planes; ++p) {
+                    double want[2] = {0.0, 0.0};
+                    kernels::plane_sums(y_sums.data() + p * plane, plane, want);
+                    ASSERT_EQ(sums[2 * p], want[0]) << "plane " << p;
+                    ASSERT_EQ(sums[2 * p + 1], want[1]) << "plane " << p;
+                    for (int k = 0; k < 2; ++k)
+                        ASSERT_NEAR(sums[2 * p + k], sums_ref[2 * p + k], 1e-4 * (1.0 + std::abs(sums_ref[2 * p + k])))
+                            << "plane " << p << " vs reference";
+                }
+                // Both gradients in one kernel (one staging of dy for stride-1 "same" convolutions).
+                std::vector<float> dx_both(src.size(), 7.0f), dw_both(m.param().size(), 7.0f);
+                kernels::sparse_conv2d_backward(g, w, values, src.data(), dy.data(), dx_both.data(), dw_both.data());
+                expect_close(dx_both, dx_ref, "combined backward: data");
+                expect_close(dw_both, dw_ref, "combined backward: weights");
             }
             hwy::SetSupportedTargetsForTest(0);
         }

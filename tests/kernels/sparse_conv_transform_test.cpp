@@ -111,6 +111,10 @@ TEST(SparseConvTransform, MatchesReferenceOnEveryTarget) {
                     kernels::sparse_conv2d_backward_weights(g, w, src.data(), dy.data(), dw.data(), &t);
                     expect_close(y, y_ref, "forward");
                     expect_close(dw, dw_ref, "backward-weights");
+                    std::vector<float> dx_both(src.size(), 7.0f), dw_both(m.param().size(), 7.0f);
+                    kernels::sparse_conv2d_backward(g, w, values, src.data(), dy.data(), dx_both.data(), dw_both.data(),
+                                                    &t);
+                    expect_close(dw_both, dw_ref, "combined backward: weights");
                     if (exact) {
                         // Staging in scale_shift's own arithmetic: bit-identical to the unfused kernels.
                         const auto a_simd = transformed(g, src, t, true);
@@ -119,6 +123,10 @@ TEST(SparseConvTransform, MatchesReferenceOnEveryTarget) {
                         kernels::sparse_conv2d_backward_weights(g, w, a_simd.data(), dy.data(), dw_unfused.data());
                         expect_identical(y, y_unfused, "forward vs unfused");
                         expect_identical(dw, dw_unfused, "backward-weights vs unfused");
+                        std::vector<float> dx_unfused(src.size()), dw_both_unfused(m.param().size());
+                        kernels::sparse_conv2d_backward(g, w, values, a_simd.data(), dy.data(), dx_unfused.data(),
+                                                        dw_both_unfused.data());
+                        expect_identical(dw_both, dw_both_unfused, "combined backward-weights vs unfused");
                     }
                 }
                 hwy::SetSupportedTargetsForTest(0);

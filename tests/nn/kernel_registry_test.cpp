@@ -18,6 +18,7 @@
 #include "nn/batchnorm2d.h"
 #include "nn/cross_entropy.h"
 #include "nn/models.h"
+#include "nn/sparse_conv2d.h"
 #include "nn/sparse_linear.h"
 
 namespace mest {
@@ -142,6 +143,16 @@ TEST(KernelRegistry, ModelsReachEveryKernelThroughTheTable) {
     train_step("resnet20", "channel", kImage);
     train_step("vgg19", "unstructured", nn::InputSpec{3, 32, 32, 4});  // BN+ReLU modules, sparse linear
     train_step("lenet5", "unstructured", nn::InputSpec{1, 28, 28, 4}, true);
+    {  // a sparse conv whose input needs no gradient: backward-weights alone
+        Rng mask_rng(3);
+        nn::SparseConv2d<float> conv("conv", nn::SparseConvConfig{{3, 4, 3, 1, 1, false}, 4, 0.5}, mask_rng);
+        conv.set_input_grad_required(false);
+        Tensor<float> x(Shape{2, 3, 5, 5}, MemCategory::kActivations);
+        Rng rng(4);
+        for (auto & v : x.span()) v = static_cast<float>(rng.normal());
+        const Tensor<float> y = conv.forward(x, true);
+        EXPECT_TRUE(conv.backward(y).empty());
+    }
     {  // a batch norm without ReLU (none of the models has one)
         nn::BatchNorm2d<float> bn("bn", 3, false);
         Tensor<float> x(Shape{2, 3, 5, 5}, MemCategory::kActivations);
