@@ -308,18 +308,28 @@ constexpr int images_for(int rows, int nv) {
     return std::max(1, std::min(8, max_tile(rows) / nv));
 }
 
+// The share of `threads` threads' time that does work when `batch` images go out in tasks of
+// `task_images` round robin: the busiest thread sets the time.
+double thread_balance(int64_t batch, int64_t task_images, int threads) {
+    const int64_t tasks = ceil_div(batch, task_images);
+    const int64_t busiest = std::min<int64_t>(ceil_div(tasks, threads) * task_images, batch);
+    return static_cast<double>(batch) / static_cast<double>(std::min<int64_t>(threads, tasks) * busiest);
+}
+
 // Picks NV for a plane of `vectors` vectors and `batch` images: the fewest computed vectors, times a
-// penalty for tiles too small to hide the FMA latency and amortise the broadcasts; ties go to
-// fewer wasted vectors, then to fewer images, whose staged inputs are more likely to stay in L1.
+// penalty for tiles too small to hide the FMA latency and amortise the broadcasts and for a thread
+// left idle by an uneven split of the batch; ties go to fewer wasted vectors, then to fewer images,
+// whose staged inputs are more likely to stay in L1.
 template <int R>
 int choose_tile(int64_t vectors, int64_t batch) {
     const int good = std::min(max_tile(R), R == 1 ? 12 : R == 2 ? 6 : 4);
+    const int threads = std::max(1, omp_get_max_threads());
     int best = 1;
     double best_eff = -1.0, best_fill = 0.0;
     for (int nv = 1; nv <= max_vectors(R); ++nv) {
         const int ni = images_for(R, nv);
         const double fill = static_cast<double>(vectors) / static_cast<double>(round_up(vectors, nv));
-        const double eff = fill * static_cast<double>(batch) / static_cast<double>(round_up(batch, ni)) *
+        const double eff = fill * thread_balance(batch, ni, threads) *
                            std::min(1.0, static_cast<double>(nv * std::min<int64_t>(ni, batch)) / good);
         if (eff > best_eff + 1e-9 || (eff > best_eff - 1e-9 && fill >= best_fill)) {
             best_eff = std::max(eff, best_eff);
@@ -444,9 +454,18 @@ void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepar
     const int64_t vectors = c.plan->vectors;
     int64_t tiles_per_task = 1;
     if (c.task_budget_floats > 0) {
-        const int64_t share = ceil_div(c.batch, std::max(1, omp_get_max_threads()));
-        tiles_per_task = std::clamp<int64_t>(c.task_budget_floats / (NI * c.image_floats), 1,
-                                             std::max<int64_t>(ceil_div(share, NI), 1));
+        // The most tiles within the budget, among the counts that split the batch most evenly.
+        const int max_threads = std::max(1, omp_get_max_threads());
+        const int64_t most = std::clamp<int64_t>(c.task_budget_floats / (NI * c.image_floats), 1,
+                                                 std::max<int64_t>(ceil_div(ceil_div(c.batch, max_threads), NI), 1));
+        double best = -1.0;
+        for (int64_t t = 1; t <= most; ++t) {
+            const double balance = thread_balance(c.batch, NI * t, max_threads);
+            if (balance >= best - 1e-9) {
+                best = std::max(best, balance);
+                tiles_per_task = t;
+            }
+        }
     }
     const int64_t task_images = NI * tiles_per_task, tasks = ceil_div(c.batch, task_images);
     const int threads = std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(tasks)));
