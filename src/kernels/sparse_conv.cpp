@@ -356,6 +356,8 @@ struct Correlation {
     const StorePlan * plan;
     const float * source;  // what prepare(n) reads: source_image floats per image
     int64_t source_image;
+    const float * second_source = nullptr;  // and, when it reads two tensors, the other one
+    int64_t second_source_image = 0;
     // 0: a task stages one tile's images. Otherwise as many tiles' images as fit in this many
     // floats (at least one tile, at most a thread's share of the batch), for a task_done that
     // works on all of a task's staged images at once.
@@ -483,12 +485,16 @@ void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepar
             for (int64_t i = 0; i < t_images; ++i) prepare(t0 + i, local + i * c.image_floats);
             // Reads run past the last staged image (junk lanes, never stored): keep them finite.
             if (t_images < task_images) zero_floats(local + t_images * c.image_floats, kSlackFloats);
-            PrefetchCursor prefetch;
-            if (c.source != nullptr && task + nt < tasks) {
+            PrefetchCursor prefetch, prefetch_second;
+            if (task + nt < tasks) {
                 const int64_t next_t0 = (task + nt) * task_images;
                 const int64_t next_images = std::min<int64_t>(task_images, c.batch - next_t0);
-                prefetch = PrefetchCursor(c.source + next_t0 * c.source_image, next_images * c.source_image,
-                                          c.groups * ceil_div(vectors, NV) * ceil_div(t_images, NI));
+                const int64_t steps = c.groups * ceil_div(vectors, NV) * ceil_div(t_images, NI);
+                if (c.source != nullptr)
+                    prefetch = PrefetchCursor(c.source + next_t0 * c.source_image, next_images * c.source_image, steps);
+                if (c.second_source != nullptr)
+                    prefetch_second = PrefetchCursor(c.second_source + next_t0 * c.second_source_image,
+                                                     next_images * c.second_source_image, steps);
             }
             for (int64_t s0 = 0; s0 < t_images; s0 += NI) {
                 const int64_t images = std::min<int64_t>(NI, t_images - s0);
@@ -504,6 +510,7 @@ void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepar
                             base[i] = local + (s0 + std::min<int64_t>(i, images - 1)) * c.image_floats + k0 * lanes;
                         V acc[R][NI][NV];
                         prefetch.step();
+                        prefetch_second.step();
                         correlate_tile<R, NI, NV>(d, base, offsets, weights, entries, acc);
                         for (int64_t r = 0; r < rows_valid; ++r) {
                             for (int64_t i = 0; i < images; ++i) {
@@ -853,6 +860,8 @@ void SparseBackward(const ConvGeometry & g, const BlockSparseView & w, const flo
                   g.in_channels, g.batch,        diff_src,       image_src,        h * wd,
                   &plan,         diff_dst,       image_dy};
     c.task_budget_floats = int64_t{1} << 17;  // a task's staged images stay in L2 for both passes
+    c.second_source = src;
+    c.second_source_image = image_src;
 
     const int64_t nnz = static_cast<int64_t>(w.block_ptr[w.num_blocks()]) * R;
     const int slots = std::max(1, omp_get_max_threads());
