@@ -89,11 +89,11 @@ int run_layer_bench(const BenchArgs & args) {
         const auto dense_timings = [&](kernels::DnnlConv2d & conv, const std::vector<float> & x,
                                        const std::vector<float> & gy, const std::vector<float> & weight,
                                        std::vector<float> & y, std::vector<float> & gx, std::vector<float> & gw) {
-            const Timings t{median_ms(reps, [&] { conv.forward(x.data(), weight.data(), nullptr, y.data()); }),
-                            median_ms(reps, [&] { conv.backward_data(gy.data(), weight.data(), gx.data()); }),
-                            median_ms(reps, [&] { conv.backward_weights(x.data(), gy.data(), gw.data(), nullptr); }),
-                            0.0};
-            return Timings{t.fwd, t.bwd_data, t.bwd_weights, t.bwd_data + t.bwd_weights};
+            const double fwd = median_ms(reps, [&] { conv.forward(x.data(), weight.data(), nullptr, y.data()); });
+            const double data = median_ms(reps, [&] { conv.backward_data(gy.data(), weight.data(), gx.data()); });
+            const double weights =
+                median_ms(reps, [&] { conv.backward_weights(x.data(), gy.data(), gw.data(), nullptr); });
+            return Timings{fwd, data, weights, data + weights};
         };
         const Timings d = dense_timings(dense, src, dy, w, dst, dx, dw);
         std::printf("%-18s %-16s %9.3f %9.3f %9.3f %9.3f\n", L.name, "dense", d.fwd, d.bwd_data, d.bwd_weights, d.bwd);

@@ -771,6 +771,16 @@ void weight_grads(const BlockSparseView & w, const float * in, int64_t in_image,
     }
 }
 
+// out[i] = the threads' partial gradients [threads, nnz] summed in thread order (deterministic for a
+// given thread count).
+void sum_thread_partials(const Buffer<float> & partial, int64_t nnz, int threads, float * out) {
+    for (int64_t i = 0; i < nnz; ++i) {
+        float s = 0.0f;
+        for (int t = 0; t < threads; ++t) s += partial[static_cast<std::size_t>(t * nnz + i)];
+        out[i] = s;
+    }
+}
+
 void SparseBackwardWeights(const ConvGeometry & g, const BlockSparseView & w, const float * src, const float * diff_dst,
                            float * diff_values, const InputTransform * transform) {
     const int64_t R = w.block_rows;
@@ -816,11 +826,7 @@ void SparseBackwardWeights(const ConvGeometry & g, const BlockSparseView & w, co
                          mine);
         }
     }
-    for (int64_t i = 0; i < nnz; ++i) {
-        float s = 0.0f;
-        for (int t = 0; t < threads; ++t) s += partial[static_cast<std::size_t>(t * nnz + i)];
-        diff_values[i] = s;
-    }
+    sum_thread_partials(partial, nnz, threads, diff_values);
 }
 
 // Both gradients of a stride-1 "same" convolution (pad = k-1-pad) in one pass over the batch. Its
@@ -882,11 +888,7 @@ void SparseBackward(const ConvGeometry & g, const BlockSparseView & w, const flo
             weight_grads(w, local, image_floats, unit_offset.data(), local + lead + first_real, image_floats, dy_plane,
                          dot_length, images, mine);
         });
-    for (int64_t i = 0; i < nnz; ++i) {
-        float s = 0.0f;
-        for (int t = 0; t < slots; ++t) s += partial[static_cast<std::size_t>(t * nnz + i)];
-        diff_values[i] = s;
-    }
+    sum_thread_partials(partial, nnz, slots, diff_values);
 }
 
 }  // namespace HWY_NAMESPACE
