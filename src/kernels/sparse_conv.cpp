@@ -308,6 +308,12 @@ constexpr int images_for(int rows, int nv) {
     return std::max(1, std::min(8, max_tile(rows) / nv));
 }
 
+// Shifted tiles keep a second set of accumulators for the shifted entries' sums.
+constexpr int kShiftedTile = std::min(12, (kRegisters - 4) / 2);
+constexpr int shifted_images_for(int nv) {
+    return std::max(1, std::min(8, kShiftedTile / nv));
+}
+
 // The share of `threads` threads' time that does work when `batch` images go out in tasks of
 // `task_images` round robin: the busiest thread sets the time.
 double thread_balance(int64_t batch, int64_t task_images, int threads) {
@@ -362,6 +368,9 @@ struct Correlation {
     // floats (at least one tile, at most a thread's share of the batch), for a task_done that
     // works on all of a task's staged images at once.
     int64_t task_budget_floats = 0;
+    // > 0: the aligned-rows layout (see correlate_tile_shifted), rows of this many vectors, and
+    // group_ptr holds three ranges per group: the entries of column shift -1, 0 and +1.
+    int64_t row_vectors = 0;
 };
 
 // A task's staging reads its images' source from L3 or memory, and nothing overlapped those reads
@@ -401,6 +410,97 @@ HWY_INLINE void correlate_tile(D d, const float * const * base, const int64_t * 
                 for (int r = 0; r < R; ++r) acc[r][i][v] = hn::MulAdd(wv[r], x, acc[r][i][v]);
             }
         }
+    }
+}
+
+// Whether from_previous / from_next below have an implementation on this target: x86 AVX2 and
+// AVX-512, and the single-block 128-bit targets (SSE4, NEON).
+#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2) || (HWY_TARGET != HWY_SCALAR && !HWY_HAVE_SCALABLE && HWY_MAX_BYTES == 16)
+constexpr bool kRowShift = true;
+#else
+constexpr bool kRowShift = false;
+#endif
+
+// Lane i of the result is lane i - 1 of cur, lane 0 the last lane of prev: a row moved one
+// column right. And the other way: lane i is lane i + 1 of cur, the last lane next's first.
+HWY_INLINE V from_previous(D d, V prev, V cur) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    (void)d;
+    return V{_mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(cur.raw), _mm512_castps_si512(prev.raw), 15))};
+#elif HWY_ARCH_X86 && HWY_TARGET == HWY_AVX2
+    (void)d;
+    const __m256i across = _mm256_castps_si256(_mm256_permute2f128_ps(prev.raw, cur.raw, 0x21));
+    return V{_mm256_castsi256_ps(_mm256_alignr_epi8(_mm256_castps_si256(cur.raw), across, 12))};
+#elif HWY_TARGET != HWY_SCALAR && !HWY_HAVE_SCALABLE && HWY_MAX_BYTES == 16
+    return hn::CombineShiftRightLanes<3>(d, cur, prev);
+#else
+    (void)d;
+    (void)prev;
+    return cur;  // never called: kRowShift is false
+#endif
+}
+
+HWY_INLINE V from_next(D d, V cur, V next) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    (void)d;
+    return V{_mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(next.raw), _mm512_castps_si512(cur.raw), 1))};
+#elif HWY_ARCH_X86 && HWY_TARGET == HWY_AVX2
+    (void)d;
+    const __m256i across = _mm256_castps_si256(_mm256_permute2f128_ps(cur.raw, next.raw, 0x21));
+    return V{_mm256_castsi256_ps(_mm256_alignr_epi8(across, _mm256_castps_si256(cur.raw), 4))};
+#elif HWY_TARGET != HWY_SCALAR && !HWY_HAVE_SCALABLE && HWY_MAX_BYTES == 16
+    return hn::CombineShiftRightLanes<1>(d, next, cur);
+#else
+    (void)d;
+    (void)next;
+    return cur;  // never called: kRowShift is false
+#endif
+}
+
+template <int NI, int NV>
+HWY_INLINE void accumulate_entries(D d, const float * const * base, const int64_t * offsets, const float * weights,
+                                   int64_t begin, int64_t end, V (&acc)[NI][NV]) {
+    const size_t lanes = hn::Lanes(d);
+    for (int i = 0; i < NI; ++i)
+        for (int v = 0; v < NV; ++v) acc[i][v] = hn::Zero(d);
+    for (int64_t e = begin; e < end; ++e) {
+        const int64_t o = offsets[e];
+        const V wv = hn::Set(d, weights[e]);
+        for (int i = 0; i < NI; ++i) {
+            const float * p = base[i] + o;
+            for (int v = 0; v < NV; ++v) acc[i][v] = hn::MulAdd(wv, hn::LoadU(d, p + v * lanes), acc[i][v]);
+        }
+    }
+}
+
+// The aligned-rows forward of a 3x3 stride-1 pad-1 correlation over planes a whole number of
+// vectors wide, staged with one zero row above and below and no padding columns. On the usual
+// padded rows (w + 2 wide), two taps in three load across two cache lines, which costs the
+// load port twice and made these R=1 tiles load-bound. Here every load is at whole rows from
+// a plane's start, so aligned, and each column shift is applied once per tile to the sum of its
+// entries, by moving the lanes of the summed vectors one column along their row (zero shifted
+// in at the row's ends, where the padding was). A tile is whole rows (NV a multiple of
+// row_vectors), so a row's neighbour vectors are in it.
+template <int NI, int NV>
+HWY_INLINE void correlate_tile_shifted(D d, const float * const * base, const int64_t * offsets, const float * weights,
+                                       const int32_t * ranges, int64_t row_vectors, V (&acc)[NI][NV]) {
+    accumulate_entries<NI, NV>(d, base, offsets, weights, ranges[1], ranges[2], acc);
+    V part[NI][NV];
+    if (ranges[1] > ranges[0]) {  // column shift -1: output x takes the sum at x - 1
+        accumulate_entries<NI, NV>(d, base, offsets, weights, ranges[0], ranges[1], part);
+        for (int i = 0; i < NI; ++i)
+            for (int v = 0; v < NV; ++v) {
+                const V prev = v % row_vectors == 0 ? hn::Zero(d) : part[i][v > 0 ? v - 1 : 0];
+                acc[i][v] = hn::Add(acc[i][v], from_previous(d, prev, part[i][v]));
+            }
+    }
+    if (ranges[3] > ranges[2]) {  // column shift +1: output x takes the sum at x + 1
+        accumulate_entries<NI, NV>(d, base, offsets, weights, ranges[2], ranges[3], part);
+        for (int i = 0; i < NI; ++i)
+            for (int v = 0; v < NV; ++v) {
+                const V next = v % row_vectors == row_vectors - 1 ? hn::Zero(d) : part[i][v + 1 < NV ? v + 1 : v];
+                acc[i][v] = hn::Add(acc[i][v], from_next(d, part[i][v], next));
+            }
     }
 }
 
@@ -447,10 +547,11 @@ ThreadBuffers thread_buffers(WorkspaceSlot slot, int threads, int64_t floats) {
 // Without `staged_out`, results go straight to c.out. With it, each image's results go to a
 // per-thread buffer of `staged_out` floats (planes of c.out_plane) and finish(n, buffer) places them.
 // After its tiles, a task calls task_done(first image, images, staged inputs).
-template <int R, int NV, typename Prepare, typename Finish, typename TaskDone>
+template <int R, int NV, bool kShifted, typename Prepare, typename Finish, typename TaskDone>
 void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepare, int64_t staged_out,
                const Finish & finish, const TaskDone & task_done) {
-    constexpr int NI = images_for(R, NV);
+    static_assert(!kShifted || R == 1);
+    constexpr int NI = kShifted ? shifted_images_for(NV) : images_for(R, NV);
     const D d;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
     const int64_t vectors = c.plan->vectors;
@@ -499,7 +600,8 @@ void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepar
             for (int64_t s0 = 0; s0 < t_images; s0 += NI) {
                 const int64_t images = std::min<int64_t>(NI, t_images - s0);
                 for (int64_t grp = 0; grp < c.groups; ++grp) {
-                    const int64_t begin = c.group_ptr[grp], entries = c.group_ptr[grp + 1] - begin;
+                    const int32_t * ranges = c.group_ptr + (kShifted ? 3 * grp : grp);
+                    const int64_t begin = ranges[0], entries = ranges[kShifted ? 3 : 1] - begin;
                     const int64_t rows_valid = std::min<int64_t>(R, c.rows - grp * R);
                     const int64_t * offsets = c.offsets + begin;
                     const float * weights = c.weights + begin * R;
@@ -511,7 +613,12 @@ void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepar
                         V acc[R][NI][NV];
                         prefetch.step();
                         prefetch_second.step();
-                        correlate_tile<R, NI, NV>(d, base, offsets, weights, entries, acc);
+                        if constexpr (kShifted) {
+                            correlate_tile_shifted<NI, NV>(d, base, c.offsets, c.weights, ranges, c.row_vectors,
+                                                           acc[0]);
+                        } else {
+                            correlate_tile<R, NI, NV>(d, base, offsets, weights, entries, acc);
+                        }
                         for (int64_t r = 0; r < rows_valid; ++r) {
                             for (int64_t i = 0; i < images; ++i) {
                                 float * image = staged_out > 0 ? staged + (s0 + i) * staged_out
@@ -534,8 +641,52 @@ template <int R, typename Prepare, typename Finish, typename TaskDone>
 void run_correlation(const Correlation & c, WorkspaceSlot slot, const Prepare & prepare, int64_t staged_out,
                      const Finish & finish, const TaskDone & task_done) {
     dispatch_int<1, max_vectors(R)>(choose_tile<R>(c.plan->vectors, c.batch), [&](auto nv) {
-        correlate<R, decltype(nv)::value>(c, slot, prepare, staged_out, finish, task_done);
+        correlate<R, decltype(nv)::value, false>(c, slot, prepare, staged_out, finish, task_done);
     });
+}
+
+// The tile of the aligned-rows forward: NV a multiple of the row's vectors (0 when none fits),
+// scored as choose_tile scores.
+int choose_shifted_tile(int64_t vectors, int64_t row_vectors, int64_t batch) {
+    const int threads = std::max(1, omp_get_max_threads());
+    int best = 0;
+    double best_eff = -1.0;
+    for (int nv : {1, 2, 4, 8}) {
+        if (nv > kShiftedTile || nv % row_vectors != 0) continue;
+        const int ni = shifted_images_for(nv);
+        const double fill = static_cast<double>(vectors) / static_cast<double>(round_up(vectors, nv));
+        const double eff = fill * thread_balance(batch, ni, threads) *
+                           std::min(1.0, static_cast<double>(nv * std::min<int64_t>(ni, batch)) / kShiftedTile);
+        if (eff > best_eff + 1e-9) {
+            best_eff = eff;
+            best = nv;
+        }
+    }
+    return best;
+}
+
+template <typename Prepare, typename TaskDone>
+void run_shifted_correlation(const Correlation & c, int nv, WorkspaceSlot slot, const Prepare & prepare,
+                             const TaskDone & task_done) {
+    const auto no_finish = [](int64_t, const float *) {};
+    const auto run = [&](auto tile) {
+        if constexpr (decltype(tile)::value <= kShiftedTile)
+            correlate<1, decltype(tile)::value, true>(c, slot, prepare, 0, no_finish, task_done);
+    };
+    switch (nv) {
+        case 1:
+            run(std::integral_constant<int, 1>{});
+            break;
+        case 2:
+            run(std::integral_constant<int, 2>{});
+            break;
+        case 4:
+            run(std::integral_constant<int, 4>{});
+            break;
+        default:
+            run(std::integral_constant<int, 8>{});
+            break;
+    }
 }
 
 template <int R, typename Prepare, typename Finish>
@@ -559,6 +710,76 @@ std::vector<int64_t> unit_offsets(const ConvGeometry & g, const BlockSparseView 
     return offsets;
 }
 
+// Each image's planes summed while its outputs are in cache: BN's statistics without a pass of
+// their own.
+void sum_output_planes(const float * dst, int64_t n0, int64_t images, int64_t planes, int64_t plane,
+                       double * plane_sums) {
+    if (plane_sums == nullptr) return;
+    for (int64_t p = n0 * planes; p < (n0 + images) * planes; ++p) {
+        plane_sums[2 * p] = plane_sums[2 * p + 1] = 0.0;
+        kernels::plane_sums(dst + p * plane, plane, plane_sums + 2 * p);
+    }
+}
+
+// The forward of correlate_tile_shifted, where it applies (R = 1, 3x3 stride 1 pad 1, rows a whole
+// number of vectors and a tile that holds whole rows); false where it does not.
+bool forward_aligned_rows(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
+                          float * dst, const InputTransform * transform, double * plane_sums) {
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
+    if (!kRowShift || lanes == 1 || g.stride != 1 || g.pad != 1 || g.kernel_h != 3 || g.kernel_w != 3 ||
+        g.in_width % lanes != 0)
+        return false;
+    const int64_t h = g.in_height, wd = g.in_width, plane = (h + 2) * wd, row_vectors = wd / lanes;
+    const int64_t vectors = h * row_vectors;
+    const int nv = choose_shifted_tile(vectors, row_vectors, g.batch);
+    if (nv == 0) return false;
+    // The entries of each output channel in three ranges by column shift, each at its aligned offset.
+    const int64_t rows = w.rows, taps = 9;
+    std::vector<int32_t> ranges(static_cast<std::size_t>(3 * rows + 1));
+    std::vector<int64_t> offsets;
+    std::vector<float> weights;
+    offsets.reserve(static_cast<std::size_t>(w.block_ptr[w.num_blocks()]));
+    weights.reserve(offsets.capacity());
+    for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t kx = 0; kx < 3; ++kx) {
+            ranges[static_cast<std::size_t>(3 * r + kx)] = static_cast<int32_t>(offsets.size());
+            for (int64_t u = w.block_ptr[r]; u < w.block_ptr[r + 1]; ++u) {
+                const int64_t col = w.col_idx[u], t = col % taps;
+                if (t % 3 != kx) continue;
+                offsets.push_back(col / taps * plane + t / 3 * wd);
+                weights.push_back(values[u]);
+            }
+        }
+    }
+    ranges[static_cast<std::size_t>(3 * rows)] = static_cast<int32_t>(offsets.size());
+    const StorePlan store = make_store_plan(h, wd, wd, lanes, max_vectors(1));
+    Correlation c{g.in_channels * plane,
+                  offsets.data(),
+                  weights.data(),
+                  ranges.data(),
+                  rows,
+                  rows,
+                  g.batch,
+                  dst,
+                  g.out_channels * h * wd,
+                  h * wd,
+                  &store,
+                  src,
+                  g.in_channels * h * wd};
+    c.row_vectors = row_vectors;
+    const int64_t image_src = g.in_channels * h * wd;
+    const auto prepare = [&](int64_t n, float * out) {
+        for (int64_t p = 0; p < g.in_channels; ++p)
+            stage_plane(src + n * image_src + p * h * wd, h, wd, row_stager(transform, p), wd, wd, plane,
+                        out + p * plane);
+    };
+    const auto sum_planes = [&](int64_t n0, int64_t images, const float *) {
+        sum_output_planes(dst, n0, images, g.out_channels, h * wd, plane_sums);
+    };
+    run_shifted_correlation(c, nv, WorkspaceSlot::kStagingA, prepare, sum_planes);
+    return true;
+}
+
 void SparseForward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
                    float * dst, const InputTransform * transform, double * plane_sums) {
     const int64_t R = w.block_rows;
@@ -566,6 +787,7 @@ void SparseForward(const ConvGeometry & g, const BlockSparseView & w, const floa
         sparse_conv2d_forward_reference(g, w, values, src, dst, transform, plane_sums);
         return;
     }
+    if (R == 1 && forward_aligned_rows(g, w, values, src, dst, transform, plane_sums)) return;
     const PhaseGeometry pg = phase_geometry(g.in_height, g.in_width, g.pad, g.stride);
     const std::vector<int64_t> offsets = unit_offsets(g, w, pg);
     const int64_t ho = g.out_height(), wo = g.out_width();
@@ -589,11 +811,7 @@ void SparseForward(const ConvGeometry & g, const BlockSparseView & w, const floa
     };
     const int64_t out_plane = ho * wo;
     const auto sum_planes = [&](int64_t n0, int64_t images, const float *) {
-        if (plane_sums == nullptr) return;
-        for (int64_t p = n0 * g.out_channels; p < (n0 + images) * g.out_channels; ++p) {
-            plane_sums[2 * p] = plane_sums[2 * p + 1] = 0.0;
-            kernels::plane_sums(dst + p * out_plane, out_plane, plane_sums + 2 * p);
-        }
+        sum_output_planes(dst, n0, images, g.out_channels, out_plane, plane_sums);
     };
     const auto no_finish = [](int64_t, const float *) {};
     if (R == 1) {
