@@ -260,6 +260,32 @@ void phase_image(const float * src, int64_t channels, int64_t h, int64_t w, int6
     }
 }
 
+// One image's planes [channels, h, w] as three copies each, copy c shifted by c - 1 columns
+// (zeros shifted in) with one zero row above and below, transformed on the way: the input side of
+// the aligned-rows backward-weights, where tap (ky, kx) reads copy kx at ky rows from its start,
+// aligned like the gradient rows it is dotted with.
+void shifted_copies_image(const float * src, int64_t channels, int64_t h, int64_t w, const InputTransform * transform,
+                          float * out) {
+    const int64_t plane = (h + 2) * w;
+    for (int64_t p = 0; p < channels; ++p) {
+        const RowStager stager = row_stager(transform, p);
+        const float * in = src + p * h * w;
+        for (int64_t c = 0; c < 3; ++c) {
+            float * dst = out + (p * 3 + c) * plane;
+            const int64_t shift = c - 1;  // row[x] = in[x + shift]
+            const int64_t x0 = std::max<int64_t>(0, -shift), x1 = std::min(w, w - shift);
+            zero_floats(dst, w);
+            for (int64_t y = 0; y < h; ++y) {
+                float * row = dst + (y + 1) * w;
+                zero_floats(row, x0);
+                stager.copy(in + y * w + x0 + shift, row + x0, x1 - x0);
+                zero_floats(row + x1, w - x1);
+            }
+            zero_floats(dst + (h + 1) * w, w);
+        }
+    }
+}
+
 // Inverse of phase_image for one image: padded element (s*y + a, s*x + b) of phase (a, b) back to
 // (s*y + a - pad, s*x + b - pad) of the dense planes; the border is dropped.
 void unphase_image(const float * phases, int64_t channels, int64_t h, int64_t w, int64_t pad, const PhaseGeometry & pg,
@@ -721,14 +747,19 @@ void sum_output_planes(const float * dst, int64_t n0, int64_t images, int64_t pl
     }
 }
 
+// 3x3 stride 1 pad 1 over rows of whole vectors, on a target with the lane shifts.
+bool aligned_rows_apply(const ConvGeometry & g) {
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
+    return kRowShift && lanes > 1 && g.stride == 1 && g.pad == 1 && g.kernel_h == 3 && g.kernel_w == 3 &&
+           g.in_width % lanes == 0;
+}
+
 // The forward of correlate_tile_shifted, where it applies (R = 1, 3x3 stride 1 pad 1, rows a whole
 // number of vectors and a tile that holds whole rows); false where it does not.
 bool forward_aligned_rows(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
                           float * dst, const InputTransform * transform, double * plane_sums) {
+    if (!aligned_rows_apply(g)) return false;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
-    if (!kRowShift || lanes == 1 || g.stride != 1 || g.pad != 1 || g.kernel_h != 3 || g.kernel_w != 3 ||
-        g.in_width % lanes != 0)
-        return false;
     const int64_t h = g.in_height, wd = g.in_width, plane = (h + 2) * wd, row_vectors = wd / lanes;
     const int64_t vectors = h * row_vectors;
     const int nv = choose_shifted_tile(vectors, row_vectors, g.batch);
@@ -1052,8 +1083,79 @@ void SparseBackwardWeights(const ConvGeometry & g, const BlockSparseView & w, co
 // the widened rows backward-weights dots with: each task stages dy (and its transformed input) once,
 // computes dX from it, then the weight gradients of its images from the same staged planes.
 // Otherwise the two kernels run one after the other.
+// Both gradients of an R = 1 layer where aligned_rows_apply holds, from one staging per task: dy
+// in aligned rows (one zero row above and below) and the input as three column-shifted copies.
+// Backward-data is the aligned-rows correlation of dy with the flipped taps; backward-weights dots
+// dy's rows with the copies, every load of both aligned.
+bool backward_aligned_rows(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
+                           const float * diff_dst, float * diff_src, float * diff_values,
+                           const InputTransform * transform) {
+    if (w.block_rows != 1 || !aligned_rows_apply(g)) return false;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
+    const int64_t h = g.in_height, wd = g.in_width, plane = (h + 2) * wd, row_vectors = wd / lanes;
+    const int nv = choose_shifted_tile(h * row_vectors, row_vectors, g.batch);
+    if (nv == 0) return false;
+    const int64_t dy_floats = g.out_channels * plane, x_floats = 3 * g.in_channels * plane;
+    const int64_t image_floats = round_up(dy_floats + x_floats, 16);
+
+    // Backward-data entries by input channel, in three ranges by the flipped tap's column.
+    std::vector<int32_t> ranges(static_cast<std::size_t>(3 * g.in_channels + 1));
+    std::vector<int64_t> offsets;
+    std::vector<float> weights;
+    offsets.reserve(static_cast<std::size_t>(w.col_ptr[w.cols]));
+    weights.reserve(offsets.capacity());
+    for (int64_t ic = 0; ic < g.in_channels; ++ic) {
+        for (int64_t flipped_kx = 0; flipped_kx < 3; ++flipped_kx) {
+            ranges[static_cast<std::size_t>(3 * ic + flipped_kx)] = static_cast<int32_t>(offsets.size());
+            for (int64_t ky = 0; ky < 3; ++ky) {
+                const int64_t col = ic * 9 + ky * 3 + (2 - flipped_kx);
+                for (int64_t e = w.col_ptr[col]; e < w.col_ptr[col + 1]; ++e) {
+                    offsets.push_back(w.col_row[e] * plane + (2 - ky) * wd);
+                    weights.push_back(values[w.col_value[e]]);
+                }
+            }
+        }
+    }
+    ranges[static_cast<std::size_t>(3 * g.in_channels)] = static_cast<int32_t>(offsets.size());
+    // Backward-weights: unit (oc, ic, ky, kx) dots dy's rows with copy kx of channel ic, ky rows in.
+    const int64_t units = w.block_ptr[w.num_blocks()];
+    std::vector<int64_t> unit_offset(static_cast<std::size_t>(units));
+    for (int64_t u = 0; u < units; ++u) {
+        const int64_t col = w.col_idx[u], ic = col / 9, t = col % 9;
+        unit_offset[static_cast<std::size_t>(u)] = dy_floats + (ic * 3 + t % 3) * plane + t / 3 * wd;
+    }
+
+    const StorePlan store = make_store_plan(h, wd, wd, lanes, max_vectors(1));
+    const int64_t image_dy = g.out_channels * h * wd, image_src = g.in_channels * h * wd;
+    Correlation c{image_floats, offsets.data(), weights.data(), ranges.data(), g.in_channels, g.in_channels, g.batch,
+                  diff_src,     image_src,      h * wd,         &store,        diff_dst,      image_dy};
+    c.task_budget_floats = int64_t{1} << 17;  // a task's staged images stay in L2 for both passes
+    c.second_source = src;
+    c.second_source_image = image_src;
+    c.row_vectors = row_vectors;
+
+    const int slots = std::max(1, omp_get_max_threads());
+    Buffer<float> partial(static_cast<std::size_t>(units * slots), MemCategory::kWorkspace, true);
+    const RowStager identity = row_stager(nullptr, 0);
+    const auto prepare = [&](int64_t n, float * out) {
+        const float * dy = diff_dst + n * image_dy;
+        for (int64_t oc = 0; oc < g.out_channels; ++oc)
+            stage_plane(dy + oc * h * wd, h, wd, identity, wd, wd, plane, out + oc * plane);
+        shifted_copies_image(src + n * image_src, g.in_channels, h, wd, transform, out + dy_floats);
+        zero_floats(out + dy_floats + x_floats, image_floats - dy_floats - x_floats);
+    };
+    const auto grads = [&](int64_t, int64_t images, const float * local) {
+        float * mine = partial.data() + units * omp_get_thread_num();
+        weight_grads(w, local, image_floats, unit_offset.data(), local + wd, image_floats, plane, h * wd, images, mine);
+    };
+    run_shifted_correlation(c, nv, WorkspaceSlot::kStagingC, prepare, grads);
+    sum_thread_partials(partial, units, slots, diff_values);
+    return true;
+}
+
 void SparseBackward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
                     const float * diff_dst, float * diff_src, float * diff_values, const InputTransform * transform) {
+    if (backward_aligned_rows(g, w, values, src, diff_dst, diff_src, diff_values, transform)) return;
     const int64_t R = w.block_rows, pad = g.pad;
     if (g.stride != 1 || g.kernel_h != g.kernel_w || g.kernel_h - 1 - pad != pad || (R != 1 && R != 2 && R != 4)) {
         SparseBackwardWeights(g, w, src, diff_dst, diff_values, transform);
