@@ -1083,14 +1083,15 @@ void SparseBackwardWeights(const ConvGeometry & g, const BlockSparseView & w, co
 // the widened rows backward-weights dots with: each task stages dy (and its transformed input) once,
 // computes dX from it, then the weight gradients of its images from the same staged planes.
 // Otherwise the two kernels run one after the other.
-// Both gradients of an R = 1 layer where aligned_rows_apply holds, from one staging per task: dy
+// Both gradients of a layer of 1, 2 or 4 rows per block where aligned_rows_apply holds, from one staging per task: dy
 // in aligned rows (one zero row above and below) and the input as three column-shifted copies.
 // Backward-data is the aligned-rows correlation of dy with the flipped taps; backward-weights dots
 // dy's rows with the copies, every load of both aligned.
 bool backward_aligned_rows(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
                            const float * diff_dst, float * diff_src, float * diff_values,
                            const InputTransform * transform) {
-    if (w.block_rows != 1 || !aligned_rows_apply(g)) return false;
+    const int64_t R = w.block_rows;
+    if ((R != 1 && R != 2 && R != 4) || !aligned_rows_apply(g)) return false;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
     const int64_t h = g.in_height, wd = g.in_width, plane = (h + 2) * wd, row_vectors = wd / lanes;
     const int nv = choose_shifted_tile(h * row_vectors, row_vectors, g.batch);
@@ -1135,7 +1136,8 @@ bool backward_aligned_rows(const ConvGeometry & g, const BlockSparseView & w, co
     c.row_vectors = row_vectors;
 
     const int slots = std::max(1, omp_get_max_threads());
-    Buffer<float> partial(static_cast<std::size_t>(units * slots), MemCategory::kWorkspace, true);
+    const int64_t nnz = units * R;
+    Buffer<float> partial(static_cast<std::size_t>(nnz * slots), MemCategory::kWorkspace, true);
     const RowStager identity = row_stager(nullptr, 0);
     const auto prepare = [&](int64_t n, float * out) {
         const float * dy = diff_dst + n * image_dy;
@@ -1145,11 +1147,11 @@ bool backward_aligned_rows(const ConvGeometry & g, const BlockSparseView & w, co
         zero_floats(out + dy_floats + x_floats, image_floats - dy_floats - x_floats);
     };
     const auto grads = [&](int64_t, int64_t images, const float * local) {
-        float * mine = partial.data() + units * omp_get_thread_num();
+        float * mine = partial.data() + nnz * omp_get_thread_num();
         weight_grads(w, local, image_floats, unit_offset.data(), local + wd, image_floats, plane, h * wd, images, mine);
     };
     run_shifted_correlation(c, nv, WorkspaceSlot::kStagingC, prepare, grads);
-    sum_thread_partials(partial, units, slots, diff_values);
+    sum_thread_partials(partial, nnz, slots, diff_values);
     return true;
 }
 
