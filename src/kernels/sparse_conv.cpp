@@ -397,6 +397,7 @@ struct Correlation {
     // > 0: the aligned-rows layout (see correlate_tile_shifted), rows of this many vectors, and
     // group_ptr holds three ranges per group: the entries of column shift -1, 0 and +1.
     int64_t row_vectors = 0;
+    int64_t row_width = 0;  // with row_vectors 0: rows of this many floats, several to a vector
 };
 
 // A task's staging reads its images' source from L3 or memory, and nothing overlapped those reads
@@ -506,16 +507,23 @@ HWY_INLINE void accumulate_entries(D d, const float * const * base, const int64_
 // a plane's start, so aligned, and each column shift is applied once per tile to the sum of its
 // entries, by moving the lanes of the summed vectors one column along their row (zero shifted
 // in at the row's ends, where the padding was). A tile is whole rows (NV a multiple of
-// row_vectors), so a row's neighbour vectors are in it.
+// row_vectors), so a row's neighbour vectors are in it. Rows shorter than a vector (row_vectors
+// 0) shift inside each vector, with the lanes that start (end) a row zeroed: keep_up (keep_down).
 template <int NI, int NV>
 HWY_INLINE void correlate_tile_shifted(D d, const float * const * base, const int64_t * offsets, const float * weights,
-                                       const int32_t * ranges, int64_t row_vectors, V (&acc)[NI][NV]) {
+                                       const int32_t * ranges, int64_t row_vectors, hn::Mask<D> keep_up,
+                                       hn::Mask<D> keep_down, V (&acc)[NI][NV]) {
     accumulate_entries<NI, NV>(d, base, offsets, weights, ranges[1], ranges[2], acc);
     V part[NI][NV];
     if (ranges[1] > ranges[0]) {  // column shift -1: output x takes the sum at x - 1
         accumulate_entries<NI, NV>(d, base, offsets, weights, ranges[0], ranges[1], part);
         for (int i = 0; i < NI; ++i)
             for (int v = 0; v < NV; ++v) {
+                if (row_vectors == 0) {
+                    acc[i][v] =
+                        hn::Add(acc[i][v], hn::IfThenElseZero(keep_up, from_previous(d, hn::Zero(d), part[i][v])));
+                    continue;
+                }
                 const V prev = v % row_vectors == 0 ? hn::Zero(d) : part[i][v > 0 ? v - 1 : 0];
                 acc[i][v] = hn::Add(acc[i][v], from_previous(d, prev, part[i][v]));
             }
@@ -524,6 +532,11 @@ HWY_INLINE void correlate_tile_shifted(D d, const float * const * base, const in
         accumulate_entries<NI, NV>(d, base, offsets, weights, ranges[2], ranges[3], part);
         for (int i = 0; i < NI; ++i)
             for (int v = 0; v < NV; ++v) {
+                if (row_vectors == 0) {
+                    acc[i][v] =
+                        hn::Add(acc[i][v], hn::IfThenElseZero(keep_down, from_next(d, part[i][v], hn::Zero(d))));
+                    continue;
+                }
                 const V next = v % row_vectors == row_vectors - 1 ? hn::Zero(d) : part[i][v + 1 < NV ? v + 1 : v];
                 acc[i][v] = hn::Add(acc[i][v], from_next(d, part[i][v], next));
             }
@@ -570,6 +583,16 @@ ThreadBuffers thread_buffers(WorkspaceSlot slot, int threads, int64_t floats) {
     return {base, stride};
 }
 
+// The lanes of a vector of rows `width` floats wide that do not start (`ends`: end) a row; all
+// lanes when width is 0.
+HWY_INLINE hn::Mask<D> row_lanes(int64_t width, bool ends) {
+    const D d;
+    HWY_ALIGN float keep[hwy::kMaxVectorSize / sizeof(float)] = {};
+    for (int64_t j = 0; j < static_cast<int64_t>(hn::Lanes(d)); ++j)
+        keep[j] = width == 0 || j % width != (ends ? width - 1 : 0) ? 1.0f : 0.0f;
+    return hn::Ne(hn::Load(d, keep), hn::Zero(d));
+}
+
 // Without `staged_out`, results go straight to c.out. With it, each image's results go to a
 // per-thread buffer of `staged_out` floats (planes of c.out_plane) and finish(n, buffer) places them.
 // After its tiles, a task calls task_done(first image, images, staged inputs).
@@ -600,6 +623,7 @@ void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepar
     const int threads = std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(tasks)));
     const int64_t staged_floats = round_up(task_images * staged_out, 16), in_floats = task_images * c.image_floats;
     const ThreadBuffers buffers = thread_buffers(slot, threads, staged_floats + in_floats);
+    const hn::Mask<D> keep_up = row_lanes(c.row_width, false), keep_down = row_lanes(c.row_width, true);
 #pragma omp parallel num_threads(threads)
     {
         float * staged = buffers.get(omp_get_thread_num(), staged_floats + in_floats);
@@ -641,7 +665,7 @@ void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepar
                         prefetch_second.step();
                         if constexpr (kShifted) {
                             correlate_tile_shifted<NI, NV>(d, base, c.offsets, c.weights, ranges, c.row_vectors,
-                                                           acc[0]);
+                                                           keep_up, keep_down, acc[0]);
                         } else {
                             correlate_tile<R, NI, NV>(d, base, offsets, weights, entries, acc);
                         }
@@ -678,7 +702,7 @@ int choose_shifted_tile(int64_t vectors, int64_t row_vectors, int64_t batch) {
     int best = 0;
     double best_eff = -1.0;
     for (int nv : {1, 2, 4, 8}) {
-        if (nv > kShiftedTile || nv % row_vectors != 0) continue;
+        if (nv > kShiftedTile || nv % std::max<int64_t>(row_vectors, 1) != 0) continue;
         const int ni = shifted_images_for(nv);
         const double fill = static_cast<double>(vectors) / static_cast<double>(round_up(vectors, nv));
         const double eff = fill * thread_balance(batch, ni, threads) *
@@ -751,7 +775,13 @@ void sum_output_planes(const float * dst, int64_t n0, int64_t images, int64_t pl
 bool aligned_rows_apply(const ConvGeometry & g) {
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
     return kRowShift && lanes > 1 && g.stride == 1 && g.pad == 1 && g.kernel_h == 3 && g.kernel_w == 3 &&
-           g.in_width % lanes == 0;
+           (g.in_width % lanes == 0 || lanes % g.in_width == 0);
+}
+
+// Rows of whole vectors: how many each (0: rows shorter than a vector, several to one).
+int64_t aligned_row_vectors(const ConvGeometry & g) {
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
+    return g.in_width % lanes == 0 ? g.in_width / lanes : 0;
 }
 
 // The forward of correlate_tile_shifted, where it applies (R = 1, 3x3 stride 1 pad 1, rows a whole
@@ -760,9 +790,8 @@ bool forward_aligned_rows(const ConvGeometry & g, const BlockSparseView & w, con
                           float * dst, const InputTransform * transform, double * plane_sums) {
     if (!aligned_rows_apply(g)) return false;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
-    const int64_t h = g.in_height, wd = g.in_width, plane = (h + 2) * wd, row_vectors = wd / lanes;
-    const int64_t vectors = h * row_vectors;
-    const int nv = choose_shifted_tile(vectors, row_vectors, g.batch);
+    const int64_t h = g.in_height, wd = g.in_width, plane = (h + 2) * wd, row_vectors = aligned_row_vectors(g);
+    const int nv = choose_shifted_tile(ceil_div(h * wd, lanes), row_vectors, g.batch);
     if (nv == 0) return false;
     // The entries of each output channel in three ranges by column shift, each at its aligned offset.
     const int64_t rows = w.rows, taps = 9;
@@ -798,6 +827,7 @@ bool forward_aligned_rows(const ConvGeometry & g, const BlockSparseView & w, con
                   src,
                   g.in_channels * h * wd};
     c.row_vectors = row_vectors;
+    c.row_width = wd;
     const int64_t image_src = g.in_channels * h * wd;
     const auto prepare = [&](int64_t n, float * out) {
         for (int64_t p = 0; p < g.in_channels; ++p)
@@ -1093,10 +1123,14 @@ bool backward_aligned_rows(const ConvGeometry & g, const BlockSparseView & w, co
     const int64_t R = w.block_rows;
     if ((R != 1 && R != 2 && R != 4) || !aligned_rows_apply(g)) return false;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
-    const int64_t h = g.in_height, wd = g.in_width, plane = (h + 2) * wd, row_vectors = wd / lanes;
-    const int nv = choose_shifted_tile(h * row_vectors, row_vectors, g.batch);
+    const int64_t h = g.in_height, wd = g.in_width, plane = (h + 2) * wd, row_vectors = aligned_row_vectors(g);
+    const int nv = choose_shifted_tile(ceil_div(h * wd, lanes), row_vectors, g.batch);
     if (nv == 0) return false;
-    const int64_t dy_floats = g.out_channels * plane, x_floats = 3 * g.in_channels * plane;
+    // dy's planes: `lead` zeros first so that the first real row is aligned for backward-weights'
+    // loads (rows shorter than a vector), then the zero row, the rows and the zero row.
+    const int64_t lead = (lanes - wd % lanes) % lanes, dy_plane = round_up(lead + plane, lanes);
+    const int64_t dot_length = round_up(h * wd, lanes);
+    const int64_t dy_floats = g.out_channels * dy_plane, x_floats = 3 * g.in_channels * plane;
     const int64_t image_floats = round_up(dy_floats + x_floats, 16);
 
     // Backward-data entries by input channel, in three ranges by the flipped tap's column.
@@ -1111,7 +1145,7 @@ bool backward_aligned_rows(const ConvGeometry & g, const BlockSparseView & w, co
             for (int64_t ky = 0; ky < 3; ++ky) {
                 const int64_t col = ic * 9 + ky * 3 + (2 - flipped_kx);
                 for (int64_t e = w.col_ptr[col]; e < w.col_ptr[col + 1]; ++e) {
-                    offsets.push_back(w.col_row[e] * plane + (2 - ky) * wd);
+                    offsets.push_back(w.col_row[e] * dy_plane + lead + (2 - ky) * wd);
                     weights.push_back(values[w.col_value[e]]);
                 }
             }
@@ -1134,6 +1168,7 @@ bool backward_aligned_rows(const ConvGeometry & g, const BlockSparseView & w, co
     c.second_source = src;
     c.second_source_image = image_src;
     c.row_vectors = row_vectors;
+    c.row_width = wd;
 
     const int slots = std::max(1, omp_get_max_threads());
     const int64_t nnz = units * R;
@@ -1142,13 +1177,14 @@ bool backward_aligned_rows(const ConvGeometry & g, const BlockSparseView & w, co
     const auto prepare = [&](int64_t n, float * out) {
         const float * dy = diff_dst + n * image_dy;
         for (int64_t oc = 0; oc < g.out_channels; ++oc)
-            stage_plane(dy + oc * h * wd, h, wd, identity, wd, wd, plane, out + oc * plane);
+            stage_plane(dy + oc * h * wd, h, wd, identity, lead + wd, wd, dy_plane, out + oc * dy_plane);
         shifted_copies_image(src + n * image_src, g.in_channels, h, wd, transform, out + dy_floats);
         zero_floats(out + dy_floats + x_floats, image_floats - dy_floats - x_floats);
     };
     const auto grads = [&](int64_t, int64_t images, const float * local) {
         float * mine = partial.data() + nnz * omp_get_thread_num();
-        weight_grads(w, local, image_floats, unit_offset.data(), local + wd, image_floats, plane, h * wd, images, mine);
+        weight_grads(w, local, image_floats, unit_offset.data(), local + lead + wd, image_floats, dy_plane, dot_length,
+                     images, mine);
     };
     run_shifted_correlation(c, nv, WorkspaceSlot::kStagingC, prepare, grads);
     sum_thread_partials(partial, nnz, slots, diff_values);

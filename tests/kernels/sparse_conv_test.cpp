@@ -40,6 +40,7 @@ std::vector<Case> cases() {
         out.push_back({{2, 16, 33, 35, 12, 3, 3, 1, 0}, r});  // no padding, wide rows
         out.push_back({{3, 7, 16, 16, 5, 3, 3, 1, 1}, r});    // rows of whole vectors: aligned-rows forward
         out.push_back({{3, 4, 3, 16, 6, 3, 3, 1, 1}, r});     // the same, three rows
+        out.push_back({{3, 5, 5, 4, 6, 3, 3, 1, 1}, r});      // rows shorter than a vector, a partial last one
         out.push_back({{2, 5, 6, 48, 7, 3, 3, 1, 1}, r});     // 48 wide: no tile holds whole rows on AVX2/-512
     }
     return out;
