@@ -335,9 +335,12 @@ constexpr int images_for(int rows, int nv) {
 }
 
 // Shifted tiles keep a second set of accumulators for the shifted entries' sums.
-constexpr int kShiftedTile = std::min(12, (kRegisters - 4) / 2);
-constexpr int shifted_images_for(int nv) {
-    return std::max(1, std::min(8, kShiftedTile / nv));
+// R rows: 2*R*T accumulators, R broadcast weights and an input.
+constexpr int shifted_tile(int rows) {
+    return std::min(12, (kRegisters - rows - 2) / (2 * rows));
+}
+constexpr int shifted_images_for(int rows, int nv) {
+    return std::max(1, std::min(8, shifted_tile(rows) / nv));
 }
 
 // The share of `threads` threads' time that does work when `batch` images go out in tasks of
@@ -484,18 +487,23 @@ HWY_INLINE V from_next(D d, V cur, V next) {
 #endif
 }
 
-template <int NI, int NV>
+template <int R, int NI, int NV>
 HWY_INLINE void accumulate_entries(D d, const float * const * base, const int64_t * offsets, const float * weights,
-                                   int64_t begin, int64_t end, V (&acc)[NI][NV]) {
+                                   int64_t begin, int64_t end, V (&acc)[R][NI][NV]) {
     const size_t lanes = hn::Lanes(d);
-    for (int i = 0; i < NI; ++i)
-        for (int v = 0; v < NV; ++v) acc[i][v] = hn::Zero(d);
+    for (int r = 0; r < R; ++r)
+        for (int i = 0; i < NI; ++i)
+            for (int v = 0; v < NV; ++v) acc[r][i][v] = hn::Zero(d);
     for (int64_t e = begin; e < end; ++e) {
         const int64_t o = offsets[e];
-        const V wv = hn::Set(d, weights[e]);
+        V wv[R];
+        for (int r = 0; r < R; ++r) wv[r] = hn::Set(d, weights[e * R + r]);
         for (int i = 0; i < NI; ++i) {
             const float * p = base[i] + o;
-            for (int v = 0; v < NV; ++v) acc[i][v] = hn::MulAdd(wv, hn::LoadU(d, p + v * lanes), acc[i][v]);
+            for (int v = 0; v < NV; ++v) {
+                const V x = hn::LoadU(d, p + v * lanes);
+                for (int r = 0; r < R; ++r) acc[r][i][v] = hn::MulAdd(wv[r], x, acc[r][i][v]);
+            }
         }
     }
 }
@@ -509,37 +517,42 @@ HWY_INLINE void accumulate_entries(D d, const float * const * base, const int64_
 // in at the row's ends, where the padding was). A tile is whole rows (NV a multiple of
 // row_vectors), so a row's neighbour vectors are in it. Rows shorter than a vector (row_vectors
 // 0) shift inside each vector, with the lanes that start (end) a row zeroed: keep_up (keep_down).
-template <int NI, int NV>
+template <int R, int NI, int NV>
 HWY_INLINE void correlate_tile_shifted(D d, const float * const * base, const int64_t * offsets, const float * weights,
                                        const int32_t * ranges, int64_t row_vectors, hn::Mask<D> keep_up,
-                                       hn::Mask<D> keep_down, V (&acc)[NI][NV]) {
-    accumulate_entries<NI, NV>(d, base, offsets, weights, ranges[1], ranges[2], acc);
-    V part[NI][NV];
+                                       hn::Mask<D> keep_down, V (&acc)[R][NI][NV]) {
+    accumulate_entries<R, NI, NV>(d, base, offsets, weights, ranges[1], ranges[2], acc);
+    V part[R][NI][NV];
     if (ranges[1] > ranges[0]) {  // column shift -1: output x takes the sum at x - 1
-        accumulate_entries<NI, NV>(d, base, offsets, weights, ranges[0], ranges[1], part);
-        for (int i = 0; i < NI; ++i)
-            for (int v = 0; v < NV; ++v) {
-                if (row_vectors == 0) {
-                    acc[i][v] =
-                        hn::Add(acc[i][v], hn::IfThenElseZero(keep_up, from_previous(d, hn::Zero(d), part[i][v])));
-                    continue;
+        accumulate_entries<R, NI, NV>(d, base, offsets, weights, ranges[0], ranges[1], part);
+        for (int r = 0; r < R; ++r)
+            for (int i = 0; i < NI; ++i)
+                for (int v = 0; v < NV; ++v) {
+                    const V sum = part[r][i][v];
+                    if (row_vectors == 0) {
+                        acc[r][i][v] =
+                            hn::Add(acc[r][i][v], hn::IfThenElseZero(keep_up, from_previous(d, hn::Zero(d), sum)));
+                        continue;
+                    }
+                    const V prev = v % row_vectors == 0 ? hn::Zero(d) : part[r][i][v > 0 ? v - 1 : 0];
+                    acc[r][i][v] = hn::Add(acc[r][i][v], from_previous(d, prev, sum));
                 }
-                const V prev = v % row_vectors == 0 ? hn::Zero(d) : part[i][v > 0 ? v - 1 : 0];
-                acc[i][v] = hn::Add(acc[i][v], from_previous(d, prev, part[i][v]));
-            }
     }
     if (ranges[3] > ranges[2]) {  // column shift +1: output x takes the sum at x + 1
-        accumulate_entries<NI, NV>(d, base, offsets, weights, ranges[2], ranges[3], part);
-        for (int i = 0; i < NI; ++i)
-            for (int v = 0; v < NV; ++v) {
-                if (row_vectors == 0) {
-                    acc[i][v] =
-                        hn::Add(acc[i][v], hn::IfThenElseZero(keep_down, from_next(d, part[i][v], hn::Zero(d))));
-                    continue;
+        accumulate_entries<R, NI, NV>(d, base, offsets, weights, ranges[2], ranges[3], part);
+        for (int r = 0; r < R; ++r)
+            for (int i = 0; i < NI; ++i)
+                for (int v = 0; v < NV; ++v) {
+                    const V sum = part[r][i][v];
+                    if (row_vectors == 0) {
+                        acc[r][i][v] =
+                            hn::Add(acc[r][i][v], hn::IfThenElseZero(keep_down, from_next(d, sum, hn::Zero(d))));
+                        continue;
+                    }
+                    const V next =
+                        v % row_vectors == row_vectors - 1 ? hn::Zero(d) : part[r][i][v + 1 < NV ? v + 1 : v];
+                    acc[r][i][v] = hn::Add(acc[r][i][v], from_next(d, sum, next));
                 }
-                const V next = v % row_vectors == row_vectors - 1 ? hn::Zero(d) : part[i][v + 1 < NV ? v + 1 : v];
-                acc[i][v] = hn::Add(acc[i][v], from_next(d, part[i][v], next));
-            }
     }
 }
 
@@ -599,8 +612,7 @@ HWY_INLINE hn::Mask<D> row_lanes(int64_t width, bool ends) {
 template <int R, int NV, bool kShifted, typename Prepare, typename Finish, typename TaskDone>
 void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepare, int64_t staged_out,
                const Finish & finish, const TaskDone & task_done) {
-    static_assert(!kShifted || R == 1);
-    constexpr int NI = kShifted ? shifted_images_for(NV) : images_for(R, NV);
+    constexpr int NI = kShifted ? shifted_images_for(R, NV) : images_for(R, NV);
     const D d;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
     const int64_t vectors = c.plan->vectors;
@@ -664,8 +676,8 @@ void correlate(const Correlation & c, WorkspaceSlot slot, const Prepare & prepar
                         prefetch.step();
                         prefetch_second.step();
                         if constexpr (kShifted) {
-                            correlate_tile_shifted<NI, NV>(d, base, c.offsets, c.weights, ranges, c.row_vectors,
-                                                           keep_up, keep_down, acc[0]);
+                            correlate_tile_shifted<R, NI, NV>(d, base, c.offsets, c.weights, ranges, c.row_vectors,
+                                                              keep_up, keep_down, acc);
                         } else {
                             correlate_tile<R, NI, NV>(d, base, offsets, weights, entries, acc);
                         }
@@ -697,16 +709,19 @@ void run_correlation(const Correlation & c, WorkspaceSlot slot, const Prepare & 
 
 // The tile of the aligned-rows forward: NV a multiple of the row's vectors (0 when none fits),
 // scored as choose_tile scores.
+template <int R>
 int choose_shifted_tile(int64_t vectors, int64_t row_vectors, int64_t batch) {
+    // One vector a tile (AVX2, four rows) is half the padded path's tile: not worth the alignment.
+    if (shifted_tile(R) < 2) return 0;
     const int threads = std::max(1, omp_get_max_threads());
     int best = 0;
     double best_eff = -1.0;
     for (int nv : {1, 2, 4, 8}) {
-        if (nv > kShiftedTile || nv % std::max<int64_t>(row_vectors, 1) != 0) continue;
-        const int ni = shifted_images_for(nv);
+        if (nv > shifted_tile(R) || nv % std::max<int64_t>(row_vectors, 1) != 0) continue;
+        const int ni = shifted_images_for(R, nv);
         const double fill = static_cast<double>(vectors) / static_cast<double>(round_up(vectors, nv));
         const double eff = fill * thread_balance(batch, ni, threads) *
-                           std::min(1.0, static_cast<double>(nv * std::min<int64_t>(ni, batch)) / kShiftedTile);
+                           std::min(1.0, static_cast<double>(nv * std::min<int64_t>(ni, batch)) / shifted_tile(R));
         if (eff > best_eff + 1e-9) {
             best_eff = eff;
             best = nv;
@@ -715,13 +730,13 @@ int choose_shifted_tile(int64_t vectors, int64_t row_vectors, int64_t batch) {
     return best;
 }
 
-template <typename Prepare, typename TaskDone>
+template <int R, typename Prepare, typename TaskDone>
 void run_shifted_correlation(const Correlation & c, int nv, WorkspaceSlot slot, const Prepare & prepare,
                              const TaskDone & task_done) {
     const auto no_finish = [](int64_t, const float *) {};
     const auto run = [&](auto tile) {
-        if constexpr (decltype(tile)::value <= kShiftedTile)
-            correlate<1, decltype(tile)::value, true>(c, slot, prepare, 0, no_finish, task_done);
+        if constexpr (decltype(tile)::value <= shifted_tile(R))
+            correlate<R, decltype(tile)::value, true>(c, slot, prepare, 0, no_finish, task_done);
     };
     switch (nv) {
         case 1:
@@ -784,41 +799,42 @@ int64_t aligned_row_vectors(const ConvGeometry & g) {
     return g.in_width % lanes == 0 ? g.in_width / lanes : 0;
 }
 
-// The forward of correlate_tile_shifted, where it applies (R = 1, 3x3 stride 1 pad 1, rows a whole
-// number of vectors and a tile that holds whole rows); false where it does not.
+// The forward of correlate_tile_shifted, where it applies (3x3 stride 1 pad 1, rows of whole vectors
+// or several rows to a vector, and a tile that holds whole rows); false where it does not.
+template <int R>
 bool forward_aligned_rows(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
                           float * dst, const InputTransform * transform, double * plane_sums) {
     if (!aligned_rows_apply(g)) return false;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
     const int64_t h = g.in_height, wd = g.in_width, plane = (h + 2) * wd, row_vectors = aligned_row_vectors(g);
-    const int nv = choose_shifted_tile(ceil_div(h * wd, lanes), row_vectors, g.batch);
+    const int nv = choose_shifted_tile<R>(ceil_div(h * wd, lanes), row_vectors, g.batch);
     if (nv == 0) return false;
-    // The entries of each output channel in three ranges by column shift, each at its aligned offset.
-    const int64_t rows = w.rows, taps = 9;
-    std::vector<int32_t> ranges(static_cast<std::size_t>(3 * rows + 1));
+    // The entries of each block in three ranges by column shift, each at its aligned offset.
+    const int64_t blocks = w.num_blocks(), taps = 9;
+    std::vector<int32_t> ranges(static_cast<std::size_t>(3 * blocks + 1));
     std::vector<int64_t> offsets;
     std::vector<float> weights;
-    offsets.reserve(static_cast<std::size_t>(w.block_ptr[w.num_blocks()]));
-    weights.reserve(offsets.capacity());
-    for (int64_t r = 0; r < rows; ++r) {
+    offsets.reserve(static_cast<std::size_t>(w.block_ptr[blocks]));
+    weights.reserve(offsets.capacity() * R);
+    for (int64_t b = 0; b < blocks; ++b) {
         for (int64_t kx = 0; kx < 3; ++kx) {
-            ranges[static_cast<std::size_t>(3 * r + kx)] = static_cast<int32_t>(offsets.size());
-            for (int64_t u = w.block_ptr[r]; u < w.block_ptr[r + 1]; ++u) {
+            ranges[static_cast<std::size_t>(3 * b + kx)] = static_cast<int32_t>(offsets.size());
+            for (int64_t u = w.block_ptr[b]; u < w.block_ptr[b + 1]; ++u) {
                 const int64_t col = w.col_idx[u], t = col % taps;
                 if (t % 3 != kx) continue;
                 offsets.push_back(col / taps * plane + t / 3 * wd);
-                weights.push_back(values[u]);
+                weights.insert(weights.end(), values + u * R, values + (u + 1) * R);
             }
         }
     }
-    ranges[static_cast<std::size_t>(3 * rows)] = static_cast<int32_t>(offsets.size());
+    ranges[static_cast<std::size_t>(3 * blocks)] = static_cast<int32_t>(offsets.size());
     const StorePlan store = make_store_plan(h, wd, wd, lanes, max_vectors(1));
     Correlation c{g.in_channels * plane,
                   offsets.data(),
                   weights.data(),
                   ranges.data(),
-                  rows,
-                  rows,
+                  blocks,
+                  w.rows,
                   g.batch,
                   dst,
                   g.out_channels * h * wd,
@@ -837,7 +853,7 @@ bool forward_aligned_rows(const ConvGeometry & g, const BlockSparseView & w, con
     const auto sum_planes = [&](int64_t n0, int64_t images, const float *) {
         sum_output_planes(dst, n0, images, g.out_channels, h * wd, plane_sums);
     };
-    run_shifted_correlation(c, nv, WorkspaceSlot::kStagingA, prepare, sum_planes);
+    run_shifted_correlation<R>(c, nv, WorkspaceSlot::kStagingA, prepare, sum_planes);
     return true;
 }
 
@@ -848,7 +864,8 @@ void SparseForward(const ConvGeometry & g, const BlockSparseView & w, const floa
         sparse_conv2d_forward_reference(g, w, values, src, dst, transform, plane_sums);
         return;
     }
-    if (R == 1 && forward_aligned_rows(g, w, values, src, dst, transform, plane_sums)) return;
+    const auto aligned = R == 1 ? forward_aligned_rows<1> : R == 2 ? forward_aligned_rows<2> : forward_aligned_rows<4>;
+    if (aligned(g, w, values, src, dst, transform, plane_sums)) return;
     const PhaseGeometry pg = phase_geometry(g.in_height, g.in_width, g.pad, g.stride);
     const std::vector<int64_t> offsets = unit_offsets(g, w, pg);
     const int64_t ho = g.out_height(), wo = g.out_width();
@@ -1124,7 +1141,7 @@ bool backward_aligned_rows(const ConvGeometry & g, const BlockSparseView & w, co
     if ((R != 1 && R != 2 && R != 4) || !aligned_rows_apply(g)) return false;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
     const int64_t h = g.in_height, wd = g.in_width, plane = (h + 2) * wd, row_vectors = aligned_row_vectors(g);
-    const int nv = choose_shifted_tile(ceil_div(h * wd, lanes), row_vectors, g.batch);
+    const int nv = choose_shifted_tile<1>(ceil_div(h * wd, lanes), row_vectors, g.batch);
     if (nv == 0) return false;
     // dy's planes: `lead` zeros first so that the first real row is aligned for backward-weights'
     // loads (rows shorter than a vector), then the zero row, the rows and the zero row.
@@ -1186,7 +1203,7 @@ bool backward_aligned_rows(const ConvGeometry & g, const BlockSparseView & w, co
         weight_grads(w, local, image_floats, unit_offset.data(), local + lead + wd, image_floats, dy_plane, dot_length,
                      images, mine);
     };
-    run_shifted_correlation(c, nv, WorkspaceSlot::kStagingC, prepare, grads);
+    run_shifted_correlation<1>(c, nv, WorkspaceSlot::kStagingC, prepare, grads);
     sum_thread_partials(partial, nnz, slots, diff_values);
     return true;
 }
