@@ -451,61 +451,38 @@ constexpr bool kRowShift = true;
 constexpr bool kRowShift = false;
 #endif
 
+// Lanes k .. k + L - 1 of the 2L lanes [lo, hi] (L lanes a vector): the vector k lanes along a
+// row that continues from lo into hi.
+template <int k>
+HWY_INLINE V lanes_across(D d, V lo, V hi) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    (void)d;
+    return V{_mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(hi.raw), _mm512_castps_si512(lo.raw), k))};
+#elif HWY_ARCH_X86 && HWY_TARGET == HWY_AVX2
+    (void)d;
+    const __m256i middle = _mm256_castps_si256(_mm256_permute2f128_ps(lo.raw, hi.raw, 0x21));  // lo's top, hi's bottom
+    if constexpr (k < 4) {
+        return V{_mm256_castsi256_ps(_mm256_alignr_epi8(middle, _mm256_castps_si256(lo.raw), 4 * k))};
+    } else {
+        return V{_mm256_castsi256_ps(_mm256_alignr_epi8(_mm256_castps_si256(hi.raw), middle, 4 * (k - 4)))};
+    }
+#elif HWY_TARGET != HWY_SCALAR && !HWY_HAVE_SCALABLE && HWY_MAX_BYTES == 16
+    return hn::CombineShiftRightLanes<k>(d, hi, lo);
+#else
+    (void)d;
+    (void)lo;
+    return hi;  // never called: kRowShift is false
+#endif
+}
+
 // Lane i of the result is lane i - 1 of cur, lane 0 the last lane of prev: a row moved one
 // column right. And the other way: lane i is lane i + 1 of cur, the last lane next's first.
 HWY_INLINE V from_previous(D d, V prev, V cur) {
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-    (void)d;
-    return V{_mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(cur.raw), _mm512_castps_si512(prev.raw), 15))};
-#elif HWY_ARCH_X86 && HWY_TARGET == HWY_AVX2
-    (void)d;
-    const __m256i across = _mm256_castps_si256(_mm256_permute2f128_ps(prev.raw, cur.raw, 0x21));
-    return V{_mm256_castsi256_ps(_mm256_alignr_epi8(_mm256_castps_si256(cur.raw), across, 12))};
-#elif HWY_TARGET != HWY_SCALAR && !HWY_HAVE_SCALABLE && HWY_MAX_BYTES == 16
-    return hn::CombineShiftRightLanes<3>(d, cur, prev);
-#else
-    (void)d;
-    (void)prev;
-    return cur;  // never called: kRowShift is false
-#endif
+    return lanes_across<static_cast<int>(hn::MaxLanes(D())) - 1>(d, prev, cur);
 }
 
 HWY_INLINE V from_next(D d, V cur, V next) {
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-    (void)d;
-    return V{_mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(next.raw), _mm512_castps_si512(cur.raw), 1))};
-#elif HWY_ARCH_X86 && HWY_TARGET == HWY_AVX2
-    (void)d;
-    const __m256i across = _mm256_castps_si256(_mm256_permute2f128_ps(cur.raw, next.raw, 0x21));
-    return V{_mm256_castsi256_ps(_mm256_alignr_epi8(across, _mm256_castps_si256(cur.raw), 4))};
-#elif HWY_TARGET != HWY_SCALAR && !HWY_HAVE_SCALABLE && HWY_MAX_BYTES == 16
-    return hn::CombineShiftRightLanes<1>(d, next, cur);
-#else
-    (void)d;
-    (void)next;
-    return cur;  // never called: kRowShift is false
-#endif
-}
-
-template <int R, int NI, int NV>
-HWY_INLINE void accumulate_entries(D d, const float * const * base, const int64_t * offsets, const float * weights,
-                                   int64_t begin, int64_t end, V (&acc)[R][NI][NV]) {
-    const size_t lanes = hn::Lanes(d);
-    for (int r = 0; r < R; ++r)
-        for (int i = 0; i < NI; ++i)
-            for (int v = 0; v < NV; ++v) acc[r][i][v] = hn::Zero(d);
-    for (int64_t e = begin; e < end; ++e) {
-        const int64_t o = offsets[e];
-        V wv[R];
-        for (int r = 0; r < R; ++r) wv[r] = hn::Set(d, weights[e * R + r]);
-        for (int i = 0; i < NI; ++i) {
-            const float * p = base[i] + o;
-            for (int v = 0; v < NV; ++v) {
-                const V x = hn::LoadU(d, p + v * lanes);
-                for (int r = 0; r < R; ++r) acc[r][i][v] = hn::MulAdd(wv[r], x, acc[r][i][v]);
-            }
-        }
-    }
+    return lanes_across<1>(d, cur, next);
 }
 
 // The aligned-rows forward of a 3x3 stride-1 pad-1 correlation over planes a whole number of
@@ -517,42 +494,45 @@ HWY_INLINE void accumulate_entries(D d, const float * const * base, const int64_
 // in at the row's ends, where the padding was). A tile is whole rows (NV a multiple of
 // row_vectors), so a row's neighbour vectors are in it. Rows shorter than a vector (row_vectors
 // 0) shift inside each vector, with the lanes that start (end) a row zeroed: keep_up (keep_down).
+// acc += part moved one column along its rows: output x takes the sum at x - 1 (kFromLeft) or x + 1.
+template <bool kFromLeft, int R, int NI, int NV>
+HWY_INLINE void add_shifted(D d, const V (&part)[R][NI][NV], int64_t row_vectors, hn::Mask<D> keep,
+                            V (&acc)[R][NI][NV]) {
+    for (int r = 0; r < R; ++r)
+        for (int i = 0; i < NI; ++i)
+            for (int v = 0; v < NV; ++v) {
+                const V sum = part[r][i][v];
+                V moved;
+                if (row_vectors == 0) {
+                    moved = kFromLeft ? from_previous(d, hn::Zero(d), sum) : from_next(d, sum, hn::Zero(d));
+                    moved = hn::IfThenElseZero(keep, moved);
+                } else if (kFromLeft) {
+                    moved = from_previous(d, v % row_vectors == 0 ? hn::Zero(d) : part[r][i][v > 0 ? v - 1 : 0], sum);
+                } else {
+                    const bool last = v % row_vectors == row_vectors - 1;
+                    moved = from_next(d, sum, last ? hn::Zero(d) : part[r][i][v + 1 < NV ? v + 1 : v]);
+                }
+                acc[r][i][v] = hn::Add(acc[r][i][v], moved);
+            }
+}
+
 template <int R, int NI, int NV>
 HWY_INLINE void correlate_tile_shifted(D d, const float * const * base, const int64_t * offsets, const float * weights,
                                        const int32_t * ranges, int64_t row_vectors, hn::Mask<D> keep_up,
                                        hn::Mask<D> keep_down, V (&acc)[R][NI][NV]) {
-    accumulate_entries<R, NI, NV>(d, base, offsets, weights, ranges[1], ranges[2], acc);
+    const auto sum_range = [&](int j, V(&sums)[R][NI][NV]) {
+        correlate_tile<R, NI, NV>(d, base, offsets + ranges[j], weights + ranges[j] * R, ranges[j + 1] - ranges[j],
+                                  sums);
+    };
+    sum_range(1, acc);  // no column shift
     V part[R][NI][NV];
-    if (ranges[1] > ranges[0]) {  // column shift -1: output x takes the sum at x - 1
-        accumulate_entries<R, NI, NV>(d, base, offsets, weights, ranges[0], ranges[1], part);
-        for (int r = 0; r < R; ++r)
-            for (int i = 0; i < NI; ++i)
-                for (int v = 0; v < NV; ++v) {
-                    const V sum = part[r][i][v];
-                    if (row_vectors == 0) {
-                        acc[r][i][v] =
-                            hn::Add(acc[r][i][v], hn::IfThenElseZero(keep_up, from_previous(d, hn::Zero(d), sum)));
-                        continue;
-                    }
-                    const V prev = v % row_vectors == 0 ? hn::Zero(d) : part[r][i][v > 0 ? v - 1 : 0];
-                    acc[r][i][v] = hn::Add(acc[r][i][v], from_previous(d, prev, sum));
-                }
+    if (ranges[1] > ranges[0]) {  // column shift -1
+        sum_range(0, part);
+        add_shifted<true>(d, part, row_vectors, keep_up, acc);
     }
-    if (ranges[3] > ranges[2]) {  // column shift +1: output x takes the sum at x + 1
-        accumulate_entries<R, NI, NV>(d, base, offsets, weights, ranges[2], ranges[3], part);
-        for (int r = 0; r < R; ++r)
-            for (int i = 0; i < NI; ++i)
-                for (int v = 0; v < NV; ++v) {
-                    const V sum = part[r][i][v];
-                    if (row_vectors == 0) {
-                        acc[r][i][v] =
-                            hn::Add(acc[r][i][v], hn::IfThenElseZero(keep_down, from_next(d, sum, hn::Zero(d))));
-                        continue;
-                    }
-                    const V next =
-                        v % row_vectors == row_vectors - 1 ? hn::Zero(d) : part[r][i][v + 1 < NV ? v + 1 : v];
-                    acc[r][i][v] = hn::Add(acc[r][i][v], from_next(d, sum, next));
-                }
+    if (ranges[3] > ranges[2]) {  // column shift +1
+        sum_range(2, part);
+        add_shifted<false>(d, part, row_vectors, keep_down, acc);
     }
 }
 
