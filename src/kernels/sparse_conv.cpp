@@ -397,8 +397,9 @@ struct Correlation {
     // floats (at least one tile, at most a thread's share of the batch), for a task_done that
     // works on all of a task's staged images at once.
     int64_t task_budget_floats = 0;
-    // > 0: the aligned-rows layout (see correlate_tile_shifted), rows of this many vectors, and
-    // group_ptr holds three ranges per group: the entries of column shift -1, 0 and +1.
+    // The aligned-rows layout (correlate<..., kShifted = true>, see correlate_tile_shifted): rows of
+    // this many vectors; group_ptr then holds three ranges per group, the entries of column shift
+    // -1, 0 and +1.
     int64_t row_vectors = 0;
     int64_t row_width = 0;  // with row_vectors 0: rows of this many floats, several to a vector
 };
@@ -485,15 +486,6 @@ HWY_INLINE V from_next(D d, V cur, V next) {
     return lanes_across<1>(d, cur, next);
 }
 
-// The aligned-rows forward of a 3x3 stride-1 pad-1 correlation over planes a whole number of
-// vectors wide, staged with one zero row above and below and no padding columns. On the usual
-// padded rows (w + 2 wide), two taps in three load across two cache lines, which costs the
-// load port twice and made these R=1 tiles load-bound. Here every load is at whole rows from
-// a plane's start, so aligned, and each column shift is applied once per tile to the sum of its
-// entries, by moving the lanes of the summed vectors one column along their row (zero shifted
-// in at the row's ends, where the padding was). A tile is whole rows (NV a multiple of
-// row_vectors), so a row's neighbour vectors are in it. Rows shorter than a vector (row_vectors
-// 0) shift inside each vector, with the lanes that start (end) a row zeroed: keep_up (keep_down).
 // acc += part moved one column along its rows: output x takes the sum at x - 1 (kFromLeft) or x + 1.
 template <bool kFromLeft, int R, int NI, int NV>
 HWY_INLINE void add_shifted(D d, const V (&part)[R][NI][NV], int64_t row_vectors, hn::Mask<D> keep,
@@ -516,6 +508,15 @@ HWY_INLINE void add_shifted(D d, const V (&part)[R][NI][NV], int64_t row_vectors
             }
 }
 
+// The aligned-rows tile of a 3x3 stride-1 pad-1 correlation over planes a whole number of
+// vectors wide, staged with one zero row above and below and no padding columns. On the usual
+// padded rows (w + 2 wide), two taps in three load across two cache lines, which costs the
+// load port twice and made these R=1 tiles load-bound. Here every load is at whole rows from
+// a plane's start, so aligned, and each column shift is applied once per tile to the sum of its
+// entries, by moving the lanes of the summed vectors one column along their row (zero shifted
+// in at the row's ends, where the padding was). A tile is whole rows (NV a multiple of
+// row_vectors), so a row's neighbour vectors are in it. Rows shorter than a vector (row_vectors
+// 0) shift inside each vector, with the lanes that start (end) a row zeroed: keep_up (keep_down).
 template <int R, int NI, int NV>
 HWY_INLINE void correlate_tile_shifted(D d, const float * const * base, const int64_t * offsets, const float * weights,
                                        const int32_t * ranges, int64_t row_vectors, hn::Mask<D> keep_up,
@@ -766,7 +767,8 @@ void sum_output_planes(const float * dst, int64_t n0, int64_t images, int64_t pl
     }
 }
 
-// 3x3 stride 1 pad 1 over rows of whole vectors, on a target with the lane shifts.
+// 3x3 stride 1 pad 1 over rows of whole vectors or several rows to a vector, on a target with the
+// lane shifts.
 bool aligned_rows_apply(const ConvGeometry & g) {
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
     return kRowShift && lanes > 1 && g.stride == 1 && g.pad == 1 && g.kernel_h == 3 && g.kernel_w == 3 &&
@@ -1105,11 +1107,6 @@ void SparseBackwardWeights(const ConvGeometry & g, const BlockSparseView & w, co
     sum_thread_partials(partial, nnz, threads, diff_values);
 }
 
-// Both gradients of a stride-1 "same" convolution (pad = k-1-pad) in one pass over the batch. Its
-// zero-padded gradient is both what backward-data correlates over and, one padded row and column in,
-// the widened rows backward-weights dots with: each task stages dy (and its transformed input) once,
-// computes dX from it, then the weight gradients of its images from the same staged planes.
-// Otherwise the two kernels run one after the other.
 // Both gradients of a layer of 1, 2 or 4 rows per block where aligned_rows_apply holds, from one staging per task: dy
 // in aligned rows (one zero row above and below) and the input as three column-shifted copies.
 // Backward-data is the aligned-rows correlation of dy with the flipped taps; backward-weights dots
@@ -1188,6 +1185,12 @@ bool backward_aligned_rows(const ConvGeometry & g, const BlockSparseView & w, co
     return true;
 }
 
+// Both gradients of a stride-1 "same" convolution (pad = k-1-pad) in one pass over the batch. Its
+// zero-padded gradient is both what backward-data correlates over and, one padded row and column in,
+// the widened rows backward-weights dots with: each task stages dy (and its transformed input) once,
+// computes dX from it, then the weight gradients of its images from the same staged planes.
+// Where aligned_rows_apply holds, backward_aligned_rows does the same on the aligned-rows layout;
+// for other geometries the two kernels run one after the other.
 void SparseBackward(const ConvGeometry & g, const BlockSparseView & w, const float * values, const float * src,
                     const float * diff_dst, float * diff_src, float * diff_values, const InputTransform * transform) {
     if (backward_aligned_rows(g, w, values, src, diff_dst, diff_src, diff_values, transform)) return;
