@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -716,22 +718,24 @@ void run_shifted_correlation(const Correlation & c, int nv, WorkspaceSlot slot, 
                              const TaskDone & task_done) {
     const auto no_finish = [](int64_t, const float *) {};
     const auto run = [&](auto tile) {
-        if constexpr (decltype(tile)::value <= shifted_tile(R))
+        if constexpr (decltype(tile)::value <= shifted_tile(R)) {
             correlate<R, decltype(tile)::value, true>(c, slot, prepare, 0, no_finish, task_done);
+        } else {
+            throw std::logic_error("sparse conv: shifted tile of " + std::to_string(nv) + " vectors does not fit");
+        }
     };
+    // The tiles choose_shifted_tile picks from.
     switch (nv) {
         case 1:
-            run(std::integral_constant<int, 1>{});
-            break;
+            return run(std::integral_constant<int, 1>{});
         case 2:
-            run(std::integral_constant<int, 2>{});
-            break;
+            return run(std::integral_constant<int, 2>{});
         case 4:
-            run(std::integral_constant<int, 4>{});
-            break;
+            return run(std::integral_constant<int, 4>{});
+        case 8:
+            return run(std::integral_constant<int, 8>{});
         default:
-            run(std::integral_constant<int, 8>{});
-            break;
+            throw std::logic_error("sparse conv: no shifted tile of " + std::to_string(nv) + " vectors");
     }
 }
 
