@@ -785,6 +785,17 @@ int64_t aligned_row_vectors(const ConvGeometry & g) {
     return g.in_width % lanes == 0 ? g.in_width / lanes : 0;
 }
 
+// Where the aligned-rows backward pays. On a Zen 3 (AVX2) it lost to the padded backward wherever
+// a row is several vectors (10-18% a layer at 32 and 16 wide, every scheme, measured side by side
+// in one process) and won only at 8 wide, one vector a row: there the three staged input copies
+// and the smaller shifted tiles cost more than the unaligned loads they avoid, which Zen 3 takes
+// nearly at full speed. On a Xeon (AVX-512) it won at every width it applies to.
+#if HWY_TARGET == HWY_AVX2
+constexpr bool kAlignedBackwardOneVectorRowsOnly = true;
+#else
+constexpr bool kAlignedBackwardOneVectorRowsOnly = false;
+#endif
+
 // The forward of correlate_tile_shifted, where it applies (3x3 stride 1 pad 1, rows of whole vectors
 // or several rows to a vector, and a tile that holds whole rows); false where it does not.
 template <int R>
@@ -1122,6 +1133,7 @@ bool backward_aligned_rows(const ConvGeometry & g, const BlockSparseView & w, co
     if ((R != 1 && R != 2 && R != 4) || !aligned_rows_apply(g)) return false;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(D()));
     const int64_t h = g.in_height, wd = g.in_width, plane = (h + 2) * wd, row_vectors = aligned_row_vectors(g);
+    if (kAlignedBackwardOneVectorRowsOnly && row_vectors != 1) return false;
     const int nv = choose_shifted_tile<1>(ceil_div(h * wd, lanes), row_vectors, g.batch);
     if (nv == 0) return false;
     // dy's planes: `lead` zeros first so that the first real row is aligned for backward-weights'
