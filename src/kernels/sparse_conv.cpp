@@ -326,8 +326,17 @@ constexpr int kAccumulators = kRegisters * 3 / 4;  // weight-gradient tiles: U*R
 
 // Tile = R rows x NI images x NV vectors (T = NI*NV). One input load feeds R FMAs and one weight
 // broadcast feeds T, so tiles span several images when a plane is only a few vectors (8x8, 16x16).
+// A tile holds its R broadcast weights and streams the inputs through; where that leaves too few
+// accumulators (4 rows on 16 registers: 2 vectors), it holds its T inputs instead and broadcasts
+// the weights one at a time (4 rows x 3 vectors).
+constexpr int broadcasts_held_tile(int rows) {
+    return (kRegisters - rows - 2) / rows;
+}
+constexpr int inputs_held_tile(int rows) {
+    return rows > 1 ? (kRegisters - 1) / (rows + 1) : 0;
+}
 constexpr int max_tile(int rows) {
-    return std::min(12, (kRegisters - rows - 2) / rows);
+    return std::min(12, std::max(broadcasts_held_tile(rows), inputs_held_tile(rows)));
 }
 constexpr int max_vectors(int rows) {
     return std::min(8, max_tile(rows));
@@ -432,15 +441,29 @@ HWY_INLINE void correlate_tile(D d, const float * const * base, const int64_t * 
     for (int r = 0; r < R; ++r)
         for (int i = 0; i < NI; ++i)
             for (int v = 0; v < NV; ++v) acc[r][i][v] = hn::Zero(d);
-    for (int64_t e = 0; e < entries; ++e) {
-        const int64_t o = offsets[e];
-        V wv[R];
-        for (int r = 0; r < R; ++r) wv[r] = hn::Set(d, weights[e * R + r]);
-        for (int i = 0; i < NI; ++i) {
-            const float * p = base[i] + o;
-            for (int v = 0; v < NV; ++v) {
-                const V x = hn::LoadU(d, p + v * lanes);
-                for (int r = 0; r < R; ++r) acc[r][i][v] = hn::MulAdd(wv[r], x, acc[r][i][v]);
+    if constexpr (NI * NV > broadcasts_held_tile(R)) {
+        for (int64_t e = 0; e < entries; ++e) {
+            const int64_t o = offsets[e];
+            V x[NI][NV];
+            for (int i = 0; i < NI; ++i)
+                for (int v = 0; v < NV; ++v) x[i][v] = hn::LoadU(d, base[i] + o + v * lanes);
+            for (int r = 0; r < R; ++r) {
+                const V wv = hn::Set(d, weights[e * R + r]);
+                for (int i = 0; i < NI; ++i)
+                    for (int v = 0; v < NV; ++v) acc[r][i][v] = hn::MulAdd(wv, x[i][v], acc[r][i][v]);
+            }
+        }
+    } else {
+        for (int64_t e = 0; e < entries; ++e) {
+            const int64_t o = offsets[e];
+            V wv[R];
+            for (int r = 0; r < R; ++r) wv[r] = hn::Set(d, weights[e * R + r]);
+            for (int i = 0; i < NI; ++i) {
+                const float * p = base[i] + o;
+                for (int v = 0; v < NV; ++v) {
+                    const V x = hn::LoadU(d, p + v * lanes);
+                    for (int r = 0; r < R; ++r) acc[r][i][v] = hn::MulAdd(wv[r], x, acc[r][i][v]);
+                }
             }
         }
     }
