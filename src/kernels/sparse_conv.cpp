@@ -148,12 +148,11 @@ struct RowStager {
         return relu ? hn::Max(v, hn::Zero(D())) : v;
     }
 
-    // dst[x] = f(src[x]) for x < n. src_room floats may be read at src, dst_room written at dst
-    // (both at least n): the partial last vector is then a full load and a full store with zeros
-    // past n where they fit, and masked only where they do not. A masked store was 40% of the
-    // staging on a Zen 3, where it is far slower than a plain one. With the default rooms,
-    // dst[n] and later keep their values.
-    HWY_INLINE void copy(const float * src, float * dst, int64_t n, int64_t src_room = 0, int64_t dst_room = 0) const {
+    // dst[x] = f(src[x]) for x < n, where src_room floats may be read at src and dst_room written
+    // at dst (both at least n; n keeps dst[n] and later as they were). The partial last vector is
+    // a full load and a full store with zeros past n where those fit, masked only where they do
+    // not: a masked store was 40% of the staging on a Zen 3, far slower there than a plain one.
+    HWY_INLINE void copy(const float * src, float * dst, int64_t n, int64_t src_room, int64_t dst_room) const {
         const D d;
         const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
         int64_t x = 0;
@@ -821,7 +820,7 @@ int64_t aligned_row_vectors(const ConvGeometry & g) {
 }
 
 // Where the aligned-rows backward pays. On a Zen 3 (AVX2) it lost to the padded backward wherever
-// a row is several vectors (10-18% a layer at 32 and 16 wide, every scheme, measured side by side
+// a row is several vectors (6-18% a layer at 32 and 16 wide, every scheme, measured side by side
 // in one process) and won only at 8 wide, one vector a row: there the three staged input copies
 // and the smaller shifted tiles cost more than the unaligned loads they avoid, which Zen 3 takes
 // nearly at full speed. On a Xeon (AVX-512) it won at every width it applies to.
